@@ -1,0 +1,52 @@
+// swift-tools-version:5.9
+//
+// MiniDL: a hand-written neural-network framework in pure Swift (`Framework`), an independent
+// implementation of the same math on GSL's BLAS (`Reference`), and the `compare` tool that trains
+// both from shared seeds and reports whether they agree.
+//
+// The BLAS behind `Reference` is chosen at build time by the environment variable MINIDL_BLAS:
+//   unset or "gsl"  GSL's own CBLAS (libgslcblas), the default;
+//   "openblas"      OpenBLAS (libopenblas-dev), linked ahead of libgslcblas so its cblas_* win.
+// `compare` prints which library actually served `cblas_dgemm` at run time.
+import PackageDescription
+import Foundation
+
+let blas = ProcessInfo.processInfo.environment["MINIDL_BLAS"] ?? "gsl"
+let referenceLinker: [LinkerSetting] = blas == "openblas" ? [.linkedLibrary("openblas")] : []
+
+let package = Package(
+    name: "MiniDL",
+    products: [
+        .library(name: "Framework", targets: ["Framework"]),
+        .library(name: "Reference", targets: ["Reference"]),
+        .executable(name: "compare", targets: ["Compare"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // MARK: The framework: pure Swift, imports nothing of ours and no C.
+        .target(name: "Framework"),
+
+        // MARK: The referee: the same math on GSL BLAS; never imports Framework.
+        .systemLibrary(
+            name: "CGSL",
+            pkgConfig: "gsl",
+            providers: [.apt(["libgsl-dev"])]
+        ),
+        .target(name: "Reference", dependencies: ["CGSL"], linkerSettings: referenceLinker),
+
+        // MARK: compare: experiment files, runs of both engines, reports. The executable is a thin shell.
+        .target(name: "CompareCore", dependencies: ["Framework", "Reference"]),
+        .executableTarget(
+            name: "Compare",
+            dependencies: ["CompareCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+
+        // MARK: Tests
+        .target(name: "TestSupport", dependencies: ["Framework"], path: "Tests/TestSupport"),
+        .testTarget(name: "FrameworkTests", dependencies: ["Framework", "TestSupport"]),
+        .testTarget(name: "ReferenceTests", dependencies: ["Reference", "Framework", "TestSupport"]),
+        .testTarget(name: "CompareTests", dependencies: ["CompareCore", "Framework", "Reference", "TestSupport"]),
+    ]
+)
