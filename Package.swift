@@ -23,10 +23,12 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // Elementary functions (exp, log, tanh) for Framework without Foundation or a C import of our own.
+        .package(url: "https://github.com/apple/swift-numerics", from: "1.0.0"),
     ],
     targets: [
         // MARK: The framework: pure Swift, imports nothing of ours and no C.
-        .target(name: "Framework"),
+        .target(name: "Framework", dependencies: [.product(name: "RealModule", package: "swift-numerics")]),
 
         // MARK: The referee: the same math on GSL BLAS; never imports Framework.
         .systemLibrary(

@@ -1,0 +1,70 @@
+/// A labelled data set: `inputs` `(count, inputWidth)` and `targets` `(count, targetWidth)`, row n of each
+/// belonging to sample n.
+public struct Dataset: Equatable, Sendable {
+    public var inputs: Matrix
+    public var targets: Matrix
+
+    public init(inputs: Matrix, targets: Matrix) {
+        precondition(inputs.rows == targets.rows, "Dataset: \(inputs.rows) inputs, \(targets.rows) targets")
+        self.inputs = inputs
+        self.targets = targets
+    }
+
+    /// Number of samples.
+    public var count: Int { inputs.rows }
+
+    /// Targets for 0/1 labels: one-hot `(n, 2)` rows `[1 − label, label]` when `width` is 2, a single 0/1
+    /// column `(n, 1)` when `width` is 1.
+    public static func targets(labels: [Int], width: Int) -> Matrix {
+        precondition(width == 1 || width == 2, "targets(labels:width:): width must be 1 or 2, got \(width)")
+        var t = Matrix(rows: labels.count, columns: width)
+        for (n, label) in labels.enumerated() {
+            if width == 1 { t[n, 0] = Double(label) } else { t[n, label] = 1 }
+        }
+        return t
+    }
+
+    /// The original task: `count` points uniform in [0, 1]² (x then y, from `generator`), label 1 inside
+    /// the disk centred at (0.5, 0.5) of radius 1/√(2π) (area 1/2), else 0; targets as
+    /// `targets(labels:width:)` with `targetWidth` 1 or 2.
+    public static func disk(count: Int, targetWidth: Int, generator: inout Xoshiro256StarStar) -> Dataset {
+        var inputs = Matrix(rows: count, columns: 2)
+        var labels = [Int](repeating: 0, count: count)
+        let radiusSquared = 1 / (2 * Double.pi)
+        for n in 0..<count {
+            let x = generator.uniform(), y = generator.uniform()
+            inputs[n, 0] = x
+            inputs[n, 1] = y
+            let dx = x - 0.5, dy = y - 0.5
+            labels[n] = dx * dx + dy * dy < radiusSquared ? 1 : 0
+        }
+        return Dataset(inputs: inputs, targets: targets(labels: labels, width: targetWidth))
+    }
+
+    /// XOR: the four points (0,0), (0,1), (1,0), (1,1) with labels 0, 1, 1, 0; targets as
+    /// `targets(labels:width:)`. Not linearly separable: a single linear layer cannot reach accuracy 1.
+    public static func xor(targetWidth: Int) -> Dataset {
+        Dataset(inputs: Matrix([[0, 0], [0, 1], [1, 0], [1, 1]]),
+                targets: targets(labels: [0, 1, 1, 0], width: targetWidth))
+    }
+}
+
+/// The fraction in [0, 1] of rows classified correctly.
+///
+/// Two or more columns: `argmax(prediction row) == argmax(target row)` (first maximum on ties).
+/// One column: `(prediction ≥ 0.5) == (target ≥ 0.5)`. Shapes: both `(batch, width)`.
+public func accuracy(predictions: Matrix, targets: Matrix) -> Double {
+    precondition(predictions.shape == targets.shape && predictions.rows > 0,
+                 "accuracy: predictions \(predictions.shape), targets \(targets.shape)")
+    var correct = 0
+    let width = predictions.columns
+    for r in 0..<predictions.rows {
+        if width == 1 {
+            if (predictions.elements[r] >= 0.5) == (targets.elements[r] >= 0.5) { correct += 1 }
+        } else {
+            let row = rowRange(r, width)
+            if argmax(predictions.elements[row]) == argmax(targets.elements[row]) { correct += 1 }
+        }
+    }
+    return Double(correct) / Double(predictions.rows)
+}
