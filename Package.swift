@@ -6,13 +6,18 @@
 //
 // The BLAS behind `Reference` is chosen at build time by the environment variable MINIDL_BLAS:
 //   unset or "gsl"  GSL's own CBLAS (libgslcblas), the default;
-//   "openblas"      OpenBLAS (libopenblas-dev), linked ahead of libgslcblas so its cblas_* win.
+//   "openblas"      OpenBLAS (libopenblas-dev). Link order cannot put -lopenblas ahead of gsl.pc's
+//                   -lgslcblas (SwiftPM emits pkg-config flags before a target's linkedLibrary), so in
+//                   this mode CGSL skips pkg-config: the executable then needs libgsl and libopenblas
+//                   only, and libgsl's cblas_* calls bind to OpenBLAS (GSL's documented way to use
+//                   another CBLAS: link -lgsl with that library instead of -lgslcblas).
 // `compare` prints which library actually served `cblas_dgemm` at run time.
 import PackageDescription
 import Foundation
 
 let blas = ProcessInfo.processInfo.environment["MINIDL_BLAS"] ?? "gsl"
 let referenceLinker: [LinkerSetting] = blas == "openblas" ? [.linkedLibrary("openblas")] : []
+let gslPkgConfig: String? = blas == "openblas" ? nil : "gsl"  // gsl.pc's Libs add -lgslcblas
 
 let package = Package(
     name: "MiniDL",
@@ -33,7 +38,7 @@ let package = Package(
         // MARK: The referee: the same math on GSL BLAS; never imports Framework.
         .systemLibrary(
             name: "CGSL",
-            pkgConfig: "gsl",
+            pkgConfig: gslPkgConfig,
             providers: [.apt(["libgsl-dev"])]
         ),
         .target(name: "Reference", dependencies: ["CGSL"], linkerSettings: referenceLinker),
