@@ -1,0 +1,111 @@
+/// The built-in suites: `default` (the original task's network, 10 rounds) and `seeds` (every
+/// configuration the five original reports describe, each beside the figures they published).
+///
+/// Where a report left a hyperparameter open, the choice is made here and printed in the report's
+/// configuration line for every experiment.
+public enum Suite: String, CaseIterable, Sendable {
+    case `default`
+    case seeds
+
+    public var experiments: [PlannedExperiment] {
+        switch self {
+        case .default: return [seedsNetwork]
+        case .seeds: return [seedsNetwork] + activationLossOptimizerGrid + [threeLayers, mseWithAdam] + xor
+        }
+    }
+}
+
+/// Helpers to write experiments compactly.
+extension Experiment {
+    static func make(_ name: String, layers: [LayerSpec], loss: LossKind = .mse, optimizer: OptimizerSpec,
+                     epochs: Int, batchSize: Int, data: DataSpec = .disk(train: 1000, test: 1000), seed: UInt64 = 1) -> Experiment {
+        return Experiment(name: name, seed: seed, data: data,
+                          model: ModelSpec(layers: layers),
+                          loss: loss, optimizer: optimizer,
+                          training: TrainingSpec(epochs: epochs, batchSize: batchSize, shuffle: true))
+    }
+}
+
+private func linear(_ i: Int, _ o: Int) -> LayerSpec { .linear(in: i, out: o, initialization: .default) }
+
+private func sgd(_ lr: Double, momentum: Double = 0, dampening: Double = 0) -> OptimizerSpec {
+    .sgd(SGDSpec(lr: lr, momentum: momentum, dampening: dampening, nesterov: false, weightDecay: 0))
+}
+
+private func adam(_ lr: Double = 0.001) -> OptimizerSpec {
+    .adam(AdamSpec(lr: lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0))
+}
+
+/// seeds/002 (table II): Linear 2→25, ReLU, 25→25, Tanh, 25→25, Sigmoid, 25→2; MSE; SGD; batch 5; 300 epochs.
+/// The report gives no learning rate: lr 0.1.
+let seedsNetwork = PlannedExperiment(
+    .make("seeds-relu-tanh-sigmoid",
+          layers: [linear(2, 25), .relu, linear(25, 25), .tanh, linear(25, 25), .sigmoid, linear(25, 2)],
+          optimizer: sgd(0.1), epochs: 300, batchSize: 5),
+    table: "the original task (seeds/002, table II)",
+    published: PublishedFigure(train: "0.993 ± 0.003", test: "0.980 ± 0.006", source: "seeds/002, table II (10 rounds)"))
+
+/// seeds/003 (tables 1–3): three hidden layers of 25 with one activation, × MSE/BCE × SGD with momentum,
+/// Adam, or plain gradient steps; batch 5; 300 epochs (Adam 150). Choices where the report is silent:
+/// BCE gets a final Sigmoid (it needs probabilities); "SGD" follows the report's formula
+/// v ← μv + (1 − μ)g, i.e. PyTorch momentum 0.9 with dampening 0.9, lr 0.05; plain steps lr 0.05;
+/// Adam lr 0.001 with PyTorch's defaults.
+let activationLossOptimizerGrid: [PlannedExperiment] = {
+    let published: [String: [String: (String, String)]] = [
+        "tanh": ["mse-sgd": ("98.6 %", "94.0 %"), "mse-adam": ("97.8 %", "93.1 %"), "mse-none": ("98.5 %", "94.8 %"),
+                 "bce-sgd": ("98.1 %", "93.2 %"), "bce-adam": ("95.9 %", "92.4 %"), "bce-none": ("98.5 %", "94.7 %")],
+        "relu": ["mse-sgd": ("97.8 %", "94.3 %"), "mse-adam": ("98.6 %", "94.2 %"), "mse-none": ("97.4 %", "94.1 %"),
+                 "bce-sgd": ("97.2 %", "93.8 %"), "bce-adam": ("98.1 %", "94.0 %"), "bce-none": ("97.8 %", "93.1 %")],
+        "leakyRelu": ["mse-sgd": ("98.5 %", "94.8 %"), "mse-adam": ("97.6 %", "94.7 %"), "mse-none": ("97.9 %", "93.8 %"),
+                      "bce-sgd": ("97.7 %", "93.6 %"), "bce-adam": ("98.3 %", "94.3 %"), "bce-none": ("97.2 %", "92.5 %")],
+    ]
+    let tables = ["tanh": "Tanh (seeds/003, table 1)", "relu": "ReLU (seeds/003, table 2)",
+                  "leakyRelu": "LeakyReLU (seeds/003, table 3)"]
+    var result: [PlannedExperiment] = []
+    for (name, activation) in [("tanh", LayerSpec.tanh), ("relu", .relu), ("leakyRelu", .leakyRelu(slope: 0.01))] {
+        for loss in [LossKind.mse, .bce] {
+            for (optimizerName, optimizer, epochs) in [("sgd", sgd(0.05, momentum: 0.9, dampening: 0.9), 300),
+                                                       ("adam", adam(), 150),
+                                                       ("none", sgd(0.05), 300)] {
+                var layers = [linear(2, 25), activation, linear(25, 25), activation, linear(25, 25), activation, linear(25, 2)]
+                if loss == .bce { layers.append(.sigmoid) }
+                let key = "\(loss.rawValue)-\(optimizerName)"
+                let (train, test) = published[name]![key]!
+                result.append(PlannedExperiment(
+                    .make("\(name)-\(key)", layers: layers, loss: loss, optimizer: optimizer, epochs: epochs, batchSize: 5),
+                    table: tables[name]!,
+                    published: PublishedFigure(train: train, test: test, source: "seeds/003, \(tables[name]!.split(separator: "(")[1].dropLast())")))
+            }
+        }
+    }
+    return result
+}()
+
+/// seeds/001: "a network with 3 fully connected layers can achieve up to 90 % accuracy … converges within
+/// 60 epochs with SGD … a loss lower than 0.1". Choices: 2→25, ReLU, 25→25, ReLU, 25→2; MSE; SGD lr 0.1; batch 5.
+let threeLayers = PlannedExperiment(
+    .make("three-linear-sgd-60", layers: [linear(2, 25), .relu, linear(25, 25), .relu, linear(25, 2)],
+          optimizer: sgd(0.1), epochs: 60, batchSize: 5),
+    table: "other reports",
+    published: PublishedFigure(train: nil, test: "up to 0.90, loss < 0.1", source: "seeds/001, results (60 epochs)"))
+
+/// seeds/000: the same network trained with MSE and Adam (figures only, no numbers). Adam lr 0.001, 300 epochs.
+let mseWithAdam = PlannedExperiment(
+    .make("seeds-network-adam",
+          layers: [linear(2, 25), .relu, linear(25, 25), .tanh, linear(25, 25), .sigmoid, linear(25, 2)],
+          optimizer: adam(), epochs: 300, batchSize: 5),
+    table: "other reports",
+    published: PublishedFigure(train: "figure only", test: "figure only", source: "seeds/000, section 3"))
+
+/// seeds/001: XOR, "more powerful than a perceptron": a single linear layer cannot separate the four
+/// points (accuracy ≤ 0.75), a hidden layer can (1.0). Choices: 2→2 linear vs 2→8 Tanh → 2; MSE; Adam lr 0.05;
+/// batch 4 (the whole set); 300 epochs.
+let xor: [PlannedExperiment] = [
+    PlannedExperiment(.make("xor-linear", layers: [linear(2, 2)], optimizer: adam(0.05), epochs: 300, batchSize: 4, data: .xor),
+                      table: "XOR (seeds/001)",
+                      published: PublishedFigure(train: "fails (≤ 0.75)", test: nil, source: "seeds/001, results")),
+    PlannedExperiment(.make("xor-hidden", layers: [linear(2, 8), .tanh, linear(8, 2)], optimizer: adam(0.05),
+                            epochs: 300, batchSize: 4, data: .xor),
+                      table: "XOR (seeds/001)",
+                      published: PublishedFigure(train: "solves (1.0)", test: nil, source: "seeds/001, results")),
+]

@@ -1,0 +1,39 @@
+import Foundation
+
+/// Places the tests read from, found from this file's location, so they work from any working directory.
+public enum TestPaths {
+    /// The package root (the folder holding Package.swift).
+    public static let packageRoot: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// fixtures/ under the package root.
+    public static var fixtures: URL { packageRoot.appendingPathComponent("fixtures") }
+
+    /// The built `compare` executable, beside the test bundle in the build products folder.
+    public static var compareExecutable: URL {
+        var folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        // On Linux arguments[0] is the .xctest binary in the products folder; tolerate a bundle layout too.
+        while !FileManager.default.fileExists(atPath: folder.appendingPathComponent("compare").path), folder.path != "/" {
+            folder.deleteLastPathComponent()
+        }
+        return folder.appendingPathComponent("compare")
+    }
+}
+
+/// Runs `executable` with `arguments`; returns its exit status (nil if killed by a signal) and its output.
+public func runProcess(_ executable: URL, _ arguments: [String], in directory: URL? = nil)
+    throws -> (status: Int32?, stdout: String, stderr: String) {
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    if let directory { process.currentDirectoryURL = directory }
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    let errData = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    let status: Int32? = process.terminationReason == .exit ? process.terminationStatus : nil
+    return (status, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+}
