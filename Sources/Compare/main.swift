@@ -271,7 +271,7 @@ func writeOutputs(_ result: RunResult, _ output: OutputOptions) throws {
                 let grid = gridInputs(resolution: 200)
                 let difference = decisionDifferenceSVG(name: experiment.name, resolution: 200,
                                                        framework: try first.framework.predict(grid),
-                                                       reference: try first.reference.predict(grid))
+                                                       reference: try first.reference.predict(grid), disk: isDisk)
                 try writeAtomically(Data(difference.svg.utf8), to: folder.appendingPathComponent("\(experiment.name)-decision-difference.svg"))
             }
         }

@@ -153,24 +153,39 @@ public func gridInputs(resolution: Int) -> Matrix {
 }
 
 /// Where the two engines' decisions differ on a dense grid of [0, 1]²: each engine's decision region
-/// lightly shaded, cells where they differ in solid red, and the count in the title.
-public func decisionDifferenceSVG(name: String, resolution: Int, framework: Matrix, reference: Matrix) -> (svg: String, differing: Int) {
-    let panel = Panel(x: 60, y: 60, width: 480, height: 480, xRange: 0...1, yRange: 0...1)
+/// lightly shaded, cells where they differ in solid red, the true circle for disk data, and the count in
+/// the title. Runs of equal cells in a row are drawn as one rectangle, which keeps the file small.
+public func decisionDifferenceSVG(name: String, resolution: Int, framework: Matrix, reference: Matrix,
+                                  disk: Bool = false) -> (svg: String, differing: Int) {
+    let panel = Panel(x: 70, y: 70, width: 480, height: 480, xRange: 0...1, yRange: 0...1)
     let cell = panel.width / Double(resolution)
     var differing = 0
     var cells = ""
     for i in 0..<resolution {
+        var runStart = 0
+        var runColour = ""
+        func flush(_ end: Int) {
+            guard end > runStart else { return }
+            cells += "<rect x='\(panel.x + Double(runStart) * cell)' y='\(panel.y + panel.height - Double(i + 1) * cell)' "
+                + "width='\(Double(end - runStart) * cell + 0.3)' height='\(cell + 0.3)' fill='\(runColour)'/>\n"
+        }
         for j in 0..<resolution {
             let k = i * resolution + j
             let a = predictedClass(framework, k), b = predictedClass(reference, k)
-            let colour = a != b ? "#d62728" : (a == 1 ? "#f6c9a4" : "#c6d5ea")
             if a != b { differing += 1 }
-            cells += "<rect x='\(panel.x + Double(j) * cell)' y='\(panel.y + panel.height - Double(i + 1) * cell)' width='\(cell + 0.05)' height='\(cell + 0.05)' fill='\(colour)'/>\n"
+            let colour = a != b ? "#d62728" : (a == 1 ? "#f6c9a4" : "#c6d5ea")
+            if colour != runColour { flush(j); runStart = j; runColour = colour }
         }
+        flush(resolution)
     }
-    var body = "<text x='20' y='24' font-size='16'>\(escape(name)): decisions of the two engines on a \(resolution)×\(resolution) grid (round 0)</text>\n"
+    var body = "<text x='20' y='24' font-size='15'>\(escape(name)): the two engines' decisions on a \(resolution)×\(resolution) grid (round 0)</text>\n"
     body += cells
+    if disk {
+        let r = panel.px(0.5 + 1 / (2 * Double.pi).squareRoot()) - panel.px(0.5)
+        body += "<circle cx='\(panel.px(0.5))' cy='\(panel.py(0.5))' r='\(r)' fill='none' stroke='black' stroke-width='1.5'/>\n"
+    }
     body += panel.axes(title: "\(differing) of \(resolution * resolution) cells differ (red)", xLabel: "x₁", yLabel: "x₂")
-    body += "<text x='60' y='580' font-size='12'>light orange: both predict class 1; light blue: both predict class 0; red: the engines disagree</text>\n"
-    return (svg(width: 600, height: 600, body), differing)
+    body += "<text x='70' y='625' font-size='12'>light orange: both predict class 1; light blue: both predict class 0; red: the engines disagree</text>\n"
+    if disk { body += "<text x='70' y='643' font-size='12'>black circle: the true boundary, radius 1/√(2π)</text>\n" }
+    return (svg(width: 700, height: 660, body), differing)
 }
