@@ -71,6 +71,9 @@ extension CompareCommand {
         @Option(name: .customLong("experiment"), help: ArgumentHelp("Run this experiment file instead of a suite (repeatable).", valueName: "FILE"))
         var experiments: [String] = []
 
+        @Option(help: ArgumentHelp("Run only the suite's experiments whose name contains this text (repeatable).", valueName: "TEXT"))
+        var only: [String] = []
+
         @Option(help: "Rounds per experiment, with seeds seed + r (default: 10 for a suite, 1 for files).")
         var rounds: Int?
 
@@ -116,6 +119,13 @@ extension CompareCommand {
             var plan: [PlannedExperiment]
             if experiments.isEmpty {
                 plan = Suite(rawValue: suite)!.experiments
+                if !only.isEmpty {
+                    plan = plan.filter { planned in only.contains { planned.experiment.name.contains($0) } }
+                    if plan.isEmpty {
+                        throw UsageFailure(description: "--only \(only.joined(separator: ", ")): no experiment of suite \(suite) matches; it has "
+                                           + Suite(rawValue: suite)!.experiments.map(\.experiment.name).joined(separator: ", "))
+                    }
+                }
             } else {
                 plan = try experiments.map { PlannedExperiment(try Experiment.load(contentsOf: URL(fileURLWithPath: $0))) }
             }
