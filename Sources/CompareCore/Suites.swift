@@ -74,7 +74,7 @@ let activationLossOptimizerGrid: [PlannedExperiment] = {
                 result.append(PlannedExperiment(
                     .make("\(name)-\(key)", layers: layers, loss: loss, optimizer: optimizer, epochs: epochs, batchSize: 5),
                     table: tables[name]!,
-                    published: PublishedFigure(train: train, test: test, source: "seeds/003, \(tables[name]!.split(separator: "(")[1].dropLast())")))
+                    published: PublishedFigure(train: train, test: test, source: String(tables[name]!.split(separator: "(")[1].dropLast()))))
             }
         }
     }
