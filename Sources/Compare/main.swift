@@ -43,8 +43,14 @@ struct OutputOptions: ParsableArguments {
         if let json {
             let folder = URL(fileURLWithPath: json).deletingLastPathComponent().path
             var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
+            guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory) else {
                 throw UsageFailure(description: "--json \(json): folder \(folder) does not exist")
+            }
+            guard isDirectory.boolValue else {
+                throw UsageFailure(description: "--json \(json): \(folder) is a file, not a folder")
+            }
+            if FileManager.default.fileExists(atPath: json, isDirectory: &isDirectory), isDirectory.boolValue {
+                throw UsageFailure(description: "--json \(json): is a folder; expected a file name")
             }
             guard FileManager.default.isWritableFile(atPath: folder) else {
                 throw UsageFailure(description: "--json \(json): folder \(folder) is not writable")
@@ -74,8 +80,11 @@ extension CompareCommand {
         @Option(help: ArgumentHelp("Run only the suite's experiments whose name contains this text (repeatable).", valueName: "TEXT"))
         var only: [String] = []
 
-        @Option(help: "Rounds per experiment, with seeds seed + r (default: 10 for a suite, 1 for files).")
+        @Option(help: "Rounds per experiment, with seeds seed + r (default: 10 for a suite, 1 for files; at most 10000).")
         var rounds: Int?
+
+        /// Every round's traces are kept for the report, so the count is bounded.
+        static let maxRounds = 10_000
 
         @Option(help: "Override the seed of every experiment.") var seed: UInt64?
         @Option(help: "Override the number of epochs.") var epochs: Int?
@@ -103,7 +112,9 @@ extension CompareCommand {
             if let plantDifference, !(plantDifference.isFinite && plantDifference != 0) {
                 throw ValidationError("--plant-difference must be a finite non-zero number, got \(plantDifference)")
             }
-            if let rounds, rounds < 1 { throw ValidationError("--rounds must be ≥ 1, got \(rounds)") }
+            if let rounds, !(1...Self.maxRounds).contains(rounds) {
+                throw ValidationError("--rounds must be from 1 to \(Self.maxRounds), got \(rounds)")
+            }
             if let shard, Shard(shard) == nil { throw ValidationError("--shard must be K/N with 1 ≤ K ≤ N, got \(shard)") }
             for (name, value) in [("--rtol", rtol), ("--atol", atol), ("--accuracy-tolerance", accuracyTolerance),
                                  ("--amplification", amplification)]
@@ -159,7 +170,7 @@ extension CompareCommand {
                                              shard: shard.flatMap(Shard.init), parallel: !sequential, plantedDifference: plantDifference,
                                              keepFirstRounds: output.plots != nil)
             } catch {
-                FileHandle.standardError.write(Data("compare: engine error: \(error)\n".utf8))
+                reportError("engine error: \(error)")
                 throw ExitCode(1)
             }
             print(textReport(result.report))
@@ -243,13 +254,19 @@ extension CompareCommand {
 /// A decoding error in one line with its coding path.
 func describeDecodingError(_ error: Error) -> String {
     guard let error = error as? DecodingError else { return "\(error)" }
-    func path(_ context: DecodingError.Context) -> String {
-        context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+    func path(_ keys: [CodingKey]) -> String {
+        var text = ""
+        for key in keys {
+            if let index = key.intValue { text += "[\(index)]" } else { text += (text.isEmpty ? "" : ".") + key.stringValue }
+        }
+        return text
     }
+    func path(_ context: DecodingError.Context) -> String { path(context.codingPath) }
     switch error {
-    case let .keyNotFound(key, context): return "\(path(context)).\(key.stringValue): missing"
+    case let .keyNotFound(key, context): return "\(path(context.codingPath + [key])): missing"
     case let .typeMismatch(_, context), let .valueNotFound(_, context), let .dataCorrupted(context):
-        return "\(path(context)): \(context.debugDescription)"
+        let location = path(context)
+        return location.isEmpty ? context.debugDescription : "\(location): \(context.debugDescription)"
     @unknown default: return "\(error)"
     }
 }
@@ -290,6 +307,28 @@ func writeOutputs(_ result: RunResult, _ output: OutputOptions) throws {
     }
 }
 
+/// `text` on one line: line breaks and other control characters (which a file name, a JSON key or a type
+/// name can hold) are written as escapes, so every error is exactly one line on stderr.
+func oneLine(_ text: String) -> String {
+    var result = ""
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\n": result += "\\n"
+        case "\r": result += "\\r"
+        case "\t": result += "\\t"
+        case _ where scalar.value < 0x20 || (0x7F..<0xA0).contains(scalar.value) || scalar == "\u{2028}" || scalar == "\u{2029}":
+            result += "\\u{\(String(scalar.value, radix: 16))}"
+        default: result.unicodeScalars.append(scalar)
+        }
+    }
+    return result
+}
+
+/// Writes `compare: <message>` as one line on stderr.
+func reportError(_ message: String) {
+    FileHandle.standardError.write(Data("compare: \(oneLine(message))\n".utf8))
+}
+
 /// Parses, runs, and maps every failure to its exit status: help 0, parity failure 1, usage or input 2.
 func main() -> Never {
     do {
@@ -297,7 +336,7 @@ func main() -> Never {
         try command.run()
         exit(0)
     } catch let failure as UsageFailure {
-        FileHandle.standardError.write(Data("compare: \(failure)\n".utf8))
+        reportError(failure.description)
         exit(2)
     } catch let code as ExitCode {
         exit(code.rawValue)
@@ -306,8 +345,9 @@ func main() -> Never {
         if status == .success {
             CompareCommand.exit(withError: error)  // --help, --version: prints and exits 0
         }
+        // ArgumentParser's message can run to several lines (usage, suggestions): keep the first.
         let message = CompareCommand.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
-        FileHandle.standardError.write(Data("compare: \(message)\n(see compare --help)\n".utf8))
+        reportError("\(message) (see compare --help)")
         exit(2)
     }
 }

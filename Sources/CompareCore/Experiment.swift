@@ -258,7 +258,8 @@ public struct AdamSpec: Equatable, Sendable {
 
 /// The schedule: how many passes, how many rows per step, and whether the rows are reshuffled.
 public struct TrainingSpec: Equatable, Sendable {
-    /// Passes over the train set, ≥ 1. Default 300.
+    /// Passes over the train set, from 1 to `Experiment.maxEpochs`, and epochs × train points at most
+    /// `Experiment.maxSampleVisits`. Default 300.
     public var epochs: Int
     /// Rows per optimizer step, ≥ 1; the last batch of an epoch may be smaller. Default 5.
     public var batchSize: Int

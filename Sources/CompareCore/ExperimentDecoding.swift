@@ -23,6 +23,16 @@ extension Experiment {
     public static let maxParameters = 50_000_000
     /// The most points accepted in one data set (disk train or test, an explicit train or test set).
     public static let maxDataPoints = 10_000_000
+    /// The most epochs accepted: 1 000 000. Both engines hold every epoch's visiting order and metrics in
+    /// memory, so a count like 10⁹ (a mistyped `--epochs`) would exhaust memory before the first step.
+    public static let maxEpochs = 1_000_000
+    /// The most sample visits accepted, epochs × train points: 100 000 000. Every epoch's visiting order is
+    /// built before training starts (one `Int` per visit, in each engine), so this bounds that memory
+    /// (about 800 MB per engine) as well as the run time.
+    public static let maxSampleVisits = 100_000_000
+    /// The largest experiment file read: 100 000 000 bytes. Parsed JSON takes several times its size in
+    /// memory; a larger file (or an endless one such as /dev/zero) is refused before it is parsed.
+    public static let maxFileBytes = 100_000_000
 }
 
 // MARK: - Public entry points
@@ -42,11 +52,29 @@ extension Experiment {
         }
         let data: Data
         do {
-            data = try Data(contentsOf: url)
+            data = try readAtMost(maxFileBytes, from: url)
+        } catch let error as FileTooLarge {
+            throw ExperimentError(file: file, path: "", message: "the file is larger than the limit of \(error.limit) bytes")
         } catch {
             throw ExperimentError(file: file, path: "", message: "cannot read the file: \(error.localizedDescription)")
         }
         return try decode(data, file: file)
+    }
+
+    private struct FileTooLarge: Error { let limit: Int }
+
+    /// The bytes of `url`, refusing more than `limit` of them without reading further (so that a device or
+    /// a pipe that never ends cannot exhaust memory).
+    private static func readAtMost(_ limit: Int, from url: URL) throws -> Data {
+        guard url.isFileURL else { return try Data(contentsOf: url) }
+        let handle = try FileHandle(forReadingFrom: url)
+        defer { try? handle.close() }
+        var data = Data()
+        while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+            data.append(chunk)
+            if data.count > limit { throw FileTooLarge(limit: limit) }
+        }
+        return data
     }
 
     /// Parses and validates an experiment file's bytes. `file` names the file in errors, and its last path
@@ -350,6 +378,23 @@ private extension Experiment {
         try checkLoss()
         try optimizer.check()
         try training.check()
+        try checkSampleVisits()
+    }
+
+    /// epochs × train points within `maxSampleVisits` (computed without overflow).
+    private func checkSampleVisits() throws {
+        let trainPoints: Int
+        switch data {
+        case .disk(let train, _): trainPoints = train
+        case .xor: trainPoints = 4
+        case .explicit(let train, _): trainPoints = train.inputs.count
+        }
+        let (visits, overflow) = training.epochs.multipliedReportingOverflow(by: trainPoints)
+        guard !overflow && visits <= Experiment.maxSampleVisits else {
+            let product = overflow ? "more than \(Int.max)" : "\(visits)"
+            throw Problem("training.epochs", "\(training.epochs) epochs × \(trainPoints) train points = \(product) sample "
+                              + "visits, more than the limit of \(Experiment.maxSampleVisits)")
+        }
     }
 
     private func checkData() throws {
@@ -563,6 +608,9 @@ private extension OptimizerSpec {
 private extension TrainingSpec {
     func check() throws {
         guard epochs >= 1 else { throw Problem("training.epochs", "must be at least 1, got \(epochs)") }
+        guard epochs <= Experiment.maxEpochs else {
+            throw Problem("training.epochs", "\(epochs) epochs, more than the limit of \(Experiment.maxEpochs)")
+        }
         guard batchSize >= 1 else { throw Problem("training.batchSize", "must be at least 1, got \(batchSize)") }
     }
 }

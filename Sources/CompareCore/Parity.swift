@@ -51,7 +51,9 @@ public struct Parity: Codable, Equatable, Sendable {
     public var maxShadowDifference: Double
     /// First epoch outside rtol/atol that passed only because the shadow separated as much (nil: none).
     public var separatedAt: Int?
-    /// "none", "both at epoch e, batch b", or which engine diverged where.
+    /// "none"; "both at epoch e, batch b" (parity, when the epochs before agree); or, a failure,
+    /// "framework at epoch e, batch b; reference did not diverge" (or the other way round, or both at
+    /// different steps). Epochs and batches are 1-based.
     public var divergence: String
     public var passed: Bool
     /// Why it failed, or "" when it passed.
@@ -70,6 +72,10 @@ public typealias Trace = (epochs: [EpochMetrics], divergence: Divergence?)
 
 /// Compares two engines' traces epoch by epoch; `shadow` is Framework's one-ulp shadow run (nil: no
 /// allowance for amplified rounding, the plain tolerances only).
+///
+/// Divergence (a NaN or ±∞ batch loss stops a run): both engines diverging at the same epoch and batch is
+/// parity, reported in `divergence` as "both at epoch e, batch b", when the epochs before agree; one engine
+/// diverging alone, or both at different steps, fails.
 public func compareTraces(framework f: Trace, reference r: Trace, shadow: Trace? = nil,
                           tolerances: Tolerances) -> Parity {
     var parity = Parity(maxTestLossDifference: 0, maxTrainLossDifference: 0, maxTestAccuracyDifference: 0,
@@ -116,12 +122,14 @@ public func compareTraces(framework f: Trace, reference r: Trace, shadow: Trace?
     case let (fd?, rd?) where fd.epoch == rd.epoch && fd.batch == rd.batch:
         parity.divergence = "both at epoch \(fd.epoch), batch \(fd.batch)"
     case let (fd, rd):
-        parity.divergence = [fd.map { "framework at epoch \($0.epoch), batch \($0.batch)" },
-                             rd.map { "reference at epoch \($0.epoch), batch \($0.batch)" }]
-            .compactMap { $0 }.joined(separator: "; ")
-        if parity.separatedAt == nil {
-            reasons.append("only one engine diverged, or at different steps: \(parity.divergence)")
+        // One engine alone, or both at different steps: a failure even where the trajectories had separated
+        // by amplified rounding before (the allowance covers loss differences, not a run that stops).
+        func describe(_ engine: Engine, _ d: Divergence?) -> String {
+            d.map { "\(engine.rawValue) at epoch \($0.epoch), batch \($0.batch)" } ?? "\(engine.rawValue) did not diverge"
         }
+        parity.divergence = "\(describe(.framework, fd)); \(describe(.reference, rd))"
+        let what = fd != nil && rd != nil ? "both engines diverged, at different steps" : "only one engine diverged"
+        reasons.append("\(what): \(parity.divergence)")
     }
     parity.passed = reasons.isEmpty
     parity.reason = reasons.joined(separator: "; ")

@@ -158,7 +158,7 @@ public func run(_ experiments: [PlannedExperiment], rounds: Int, tolerances: Tol
 public func plantDifference(_ delta: Double, in layers: [ReferenceLayer]) -> [ReferenceLayer] {
     var layers = layers
     if let index = layers.firstIndex(where: { if case .linear = $0 { return true } else { return false } }),
-       case var .linear(weight, bias) = layers[index] {
+       case .linear(var weight, let bias) = layers[index] {
         weight[0][0] += delta
         layers[index] = .linear(weight: weight, bias: bias)
     }

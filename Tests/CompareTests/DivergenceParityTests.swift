@@ -1,0 +1,75 @@
+// Divergence in the parity verdict, on synthetic traces: both engines diverging at the same epoch and batch
+// is parity (reported as such); one diverging alone, or both at different steps, fails.
+
+import CompareCore
+import Framework
+import XCTest
+
+final class DivergenceParityTests: XCTestCase {
+    /// Epochs 0…count−1 with losses that fall and accuracies that rise, scaled by `scale` (1: the same trace).
+    private func epochs(_ count: Int, scale: Double = 1) -> [EpochMetrics] {
+        (0..<count).map { (e: Int) -> EpochMetrics in
+            let x = Double(e)
+            let trainLoss: Double = scale / (x + 1), testLoss: Double = 1.5 * scale / (x + 1)
+            let trainAccuracy: Double = 0.5 + 0.1 * x, testAccuracy: Double = 0.4 + 0.1 * x
+            return EpochMetrics(epoch: e, trainLoss: trainLoss, testLoss: testLoss,
+                                trainAccuracy: trainAccuracy, testAccuracy: testAccuracy)
+        }
+    }
+
+    private func divergence(_ epoch: Int, _ batch: Int) -> Divergence {
+        Divergence(epoch: epoch, batch: batch, loss: .infinity)
+    }
+
+    func testBothDivergedAtTheSameStepPassesAndSaysSo() {
+        let trace: Trace = (epochs(2), divergence(2, 7))
+        let parity = compareTraces(framework: trace, reference: trace, shadow: trace, tolerances: Tolerances())
+        XCTAssertTrue(parity.passed, parity.reason)
+        XCTAssertEqual(parity.divergence, "both at epoch 2, batch 7")
+        XCTAssertEqual(parity.reason, "")
+        XCTAssertEqual(parity.epochsCompared, 2)
+    }
+
+    func testBothDivergedAtTheSameStepStillFailsWhenTheEpochsBeforeDiffer() {
+        let parity = compareTraces(framework: (epochs(2), divergence(2, 7)),
+                                   reference: (epochs(2, scale: 1 + 1e-6), divergence(2, 7)), tolerances: Tolerances())
+        XCTAssertFalse(parity.passed)
+        XCTAssertEqual(parity.divergence, "both at epoch 2, batch 7")
+        XCTAssertTrue(parity.reason.contains("epoch 0: loss differs"), parity.reason)
+    }
+
+    func testOneEngineDivergingAloneFails() {
+        let parity = compareTraces(framework: (epochs(4), nil), reference: (epochs(2), divergence(2, 7)),
+                                   tolerances: Tolerances())
+        XCTAssertFalse(parity.passed)
+        XCTAssertEqual(parity.divergence, "framework did not diverge; reference at epoch 2, batch 7")
+        XCTAssertEqual(parity.reason, "only one engine diverged: framework did not diverge; reference at epoch 2, batch 7")
+
+        let other = compareTraces(framework: (epochs(3), divergence(3, 1)), reference: (epochs(4), nil), tolerances: Tolerances())
+        XCTAssertFalse(other.passed)
+        XCTAssertEqual(other.divergence, "framework at epoch 3, batch 1; reference did not diverge")
+    }
+
+    func testBothDivergedAtDifferentStepsFails() {
+        let parity = compareTraces(framework: (epochs(2), divergence(2, 7)), reference: (epochs(2), divergence(2, 8)),
+                                   tolerances: Tolerances())
+        XCTAssertFalse(parity.passed)
+        XCTAssertEqual(parity.reason,
+                       "both engines diverged, at different steps: framework at epoch 2, batch 7; reference at epoch 2, batch 8")
+    }
+
+    /// The allowance for amplified rounding covers loss differences, not a run that stops: after the
+    /// trajectories separated (within 1000× the shadow's difference), one engine diverging still fails.
+    func testOneDivergingAfterSeparationStillFails() {
+        let framework = epochs(3), reference = epochs(3, scale: 1 + 1e-7), shadow = epochs(4, scale: 1 + 1e-9)
+        let separated = compareTraces(framework: (framework, nil), reference: (reference, nil),
+                                      shadow: (shadow, nil), tolerances: Tolerances())
+        XCTAssertEqual(separated.separatedAt, 0, "the shadow's difference covers this one")
+
+        let parity = compareTraces(framework: (framework, divergence(3, 2)), reference: (epochs(4, scale: 1 + 1e-7), nil),
+                                   shadow: (shadow, nil), tolerances: Tolerances())
+        XCTAssertEqual(parity.separatedAt, 0)
+        XCTAssertFalse(parity.passed)
+        XCTAssertEqual(parity.reason, "only one engine diverged: framework at epoch 3, batch 2; reference did not diverge")
+    }
+}
