@@ -50,6 +50,9 @@ let package = Package(
             dependencies: ["CompareCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
+        // MARK: Fuzzing: `make fuzz` builds this with libFuzzer (-DFUZZING); a plain build replays inputs.
+        .executableTarget(name: "FuzzExperiment", dependencies: ["CompareCore"]),
+
         // MARK: Tests
         .target(name: "TestSupport", dependencies: ["Framework"], path: "Tests/TestSupport"),
         .testTarget(name: "FrameworkTests", dependencies: ["Framework", "TestSupport"]),
