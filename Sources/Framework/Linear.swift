@@ -9,6 +9,8 @@ public final class Linear: Module {
     /// `(1, out)`.
     public let bias: Parameter
     private var lastInput = Matrix(rows: 0, columns: 0)
+    /// Packing buffers for the products, kept across calls.
+    private let workspace = ProductWorkspace()
 
     /// A layer from `in` inputs to `out` outputs, initialised by `initializer` from `generator`.
     public init(_ inWidth: Int, _ outWidth: Int, initializer: Initializer = .default,
@@ -39,19 +41,57 @@ public final class Linear: Module {
     public func forward(_ input: Matrix) -> Matrix {
         precondition(input.columns == inWidth, "\(self): input is \(input.shape)")
         lastInput = input
-        return Matrix.affine(input, weightTransposed: weight.value, bias: bias.value)
+        var y = Matrix(rows: input.rows, columns: outWidth)
+        Matrix.affine(input, weightTransposed: weight.value, bias: bias.value, into: &y, workspace: workspace)
+        return y
     }
 
     /// From `y = x·Wᵀ + b`: `dW += dYᵀ·x`, `db += Σ_batch dY`, returns `dX = dY·W` `(batch, in)`.
     public func backward(_ dOutput: Matrix) -> Matrix {
         precondition(dOutput.rows == lastInput.rows && dOutput.columns == outWidth,
                      "\(self): dOutput is \(dOutput.shape) after a forward of \(lastInput.shape)")
-        Matrix.accumulateTransposedProduct(dOutput, lastInput, into: &weight.gradient)
-        for o in 0..<outWidth {
-            var sum = 0.0
-            for n in 0..<dOutput.rows { sum += dOutput[n, o] }
-            bias.gradient.elements[o] += sum
+        Matrix.accumulateTransposedProduct(dOutput, lastInput, into: &weight.gradient, workspace: workspace)
+        dOutput.elements.withUnsafeBufferPointer { dp in
+            bias.gradient.elements.withUnsafeMutableBufferPointer { gp in
+                accumulateColumnSums(rows: dOutput.rows, columns: outWidth, dp.baseAddress!, rowStride: outWidth,
+                                     into: gp.baseAddress!)
+            }
         }
-        return Matrix.product(dOutput, weight.value)
+        var dX = Matrix(rows: dOutput.rows, columns: inWidth)
+        Matrix.product(dOutput, weight.value, into: &dX, workspace: workspace)
+        return dX
+    }
+}
+
+/// `sums[c] += Σ_r m[r, c]` for `(rows, columns)` at `m` with rows `rowStride` apart: the bias gradient
+/// `db += Σ_batch dY` (with `accumulate` false, `sums[c] = Σ_r m[r, c]`). Each column's sum runs over the rows
+/// in order from 0, then is added to `sums[c]`. One pass over the rows per 4 vectors of columns.
+func accumulateColumnSums(rows: Int, columns: Int, _ m: UnsafePointer<Double>, rowStride: Int,
+                          into sums: UnsafeMutablePointer<Double>, accumulate: Bool = true) {
+    let width = Lane.scalarCount, chunk = 4 * width
+    var c = 0
+    while c + chunk <= columns {
+        var acc = InlineArray<4, Lane>(repeating: Lane())
+        for r in 0..<rows {
+            let p = m + (r &* rowStride &+ c)
+            for v in 0..<4 { acc[v] += loadLane(p + v &* width) }
+        }
+        for v in 0..<4 {
+            let p = sums + (c &+ v &* width)
+            storeLane(accumulate ? loadLane(p) + acc[v] : acc[v], p)
+        }
+        c += chunk
+    }
+    while c + width <= columns {
+        var acc = Lane()
+        for r in 0..<rows { acc += loadLane(m + (r &* rowStride &+ c)) }
+        storeLane(accumulate ? loadLane(sums + c) + acc : acc, sums + c)
+        c += width
+    }
+    while c < columns {
+        var acc = 0.0
+        for r in 0..<rows { acc += m[r &* rowStride &+ c] }
+        sums[c] = accumulate ? sums[c] + acc : acc
+        c += 1
     }
 }

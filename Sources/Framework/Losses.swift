@@ -16,6 +16,31 @@ private func checkShapes(_ loss: some Loss, _ p: Matrix, _ t: Matrix) {
     precondition(p.shape == t.shape && p.rows > 0, "\(loss): predictions \(p.shape), targets \(t.shape)")
 }
 
+/// The value of `kernel` on `p` and `t` (shapes checked by the caller).
+private func lossValue(_ kernel: LossKernel, _ p: Matrix, _ t: Matrix) -> Double {
+    if p.elements.isEmpty { return .nan }  // the mean of nothing
+    return p.elements.withUnsafeBufferPointer { pp in
+        t.elements.withUnsafeBufferPointer { tp in
+            kernel.evaluate(rows: p.rows, columns: p.columns, predictions: pp.baseAddress!, targets: tp.baseAddress!, gradient: nil)
+        }
+    }
+}
+
+/// The gradient of `kernel` on `p` and `t` (shapes checked by the caller).
+private func lossGradient(_ kernel: LossKernel, _ p: Matrix, _ t: Matrix) -> Matrix {
+    var g = Matrix(rows: p.rows, columns: p.columns)
+    if g.elements.isEmpty { return g }
+    g.elements.withUnsafeMutableBufferPointer { gp in
+        p.elements.withUnsafeBufferPointer { pp in
+            t.elements.withUnsafeBufferPointer { tp in
+                _ = kernel.evaluate(rows: p.rows, columns: p.columns, predictions: pp.baseAddress!, targets: tp.baseAddress!,
+                                    gradient: gp.baseAddress!)
+            }
+        }
+    }
+    return g
+}
+
 /// Mean squared error, `L = (1/N) Σ (p − t)²` over all N = batch·width elements; `∂L/∂p = 2(p − t)/N`.
 public struct MSELoss: Loss {
     public init() {}
@@ -23,17 +48,12 @@ public struct MSELoss: Loss {
 
     public func value(predictions p: Matrix, targets t: Matrix) -> Double {
         checkShapes(self, p, t)
-        var sum = 0.0
-        for k in p.elements.indices { let d = p.elements[k] - t.elements[k]; sum += d * d }
-        return sum / Double(p.elements.count)
+        return lossValue(.mse, p, t)
     }
 
     public func gradient(predictions p: Matrix, targets t: Matrix) -> Matrix {
         checkShapes(self, p, t)
-        let scale = 2 / Double(p.elements.count)
-        var g = p
-        for k in g.elements.indices { g.elements[k] = scale * (p.elements[k] - t.elements[k]) }
-        return g
+        return lossGradient(.mse, p, t)
     }
 }
 
@@ -44,20 +64,12 @@ public struct MAELoss: Loss {
 
     public func value(predictions p: Matrix, targets t: Matrix) -> Double {
         checkShapes(self, p, t)
-        var sum = 0.0
-        for k in p.elements.indices { sum += abs(p.elements[k] - t.elements[k]) }
-        return sum / Double(p.elements.count)
+        return lossValue(.mae, p, t)
     }
 
     public func gradient(predictions p: Matrix, targets t: Matrix) -> Matrix {
         checkShapes(self, p, t)
-        let scale = 1 / Double(p.elements.count)
-        var g = p
-        for k in g.elements.indices {
-            let d = p.elements[k] - t.elements[k]
-            g.elements[k] = d > 0 ? scale : (d < 0 ? -scale : 0)
-        }
-        return g
+        return lossGradient(.mae, p, t)
     }
 }
 
@@ -70,23 +82,12 @@ public struct BCELoss: Loss {
 
     public func value(predictions p: Matrix, targets t: Matrix) -> Double {
         checkShapes(self, p, t)
-        var sum = 0.0
-        for k in p.elements.indices {
-            let pk = p.elements[k], tk = t.elements[k]
-            sum -= tk * max(Double.log(pk), -100) + (1 - tk) * max(Double.log(1 - pk), -100)
-        }
-        return sum / Double(p.elements.count)
+        return lossValue(.bce, p, t)
     }
 
     public func gradient(predictions p: Matrix, targets t: Matrix) -> Matrix {
         checkShapes(self, p, t)
-        let n = Double(p.elements.count)
-        var g = p
-        for k in g.elements.indices {
-            let pk = p.elements[k], tk = t.elements[k]
-            g.elements[k] = (pk - tk) / max(pk * (1 - pk), 1e-12) / n
-        }
-        return g
+        return lossGradient(.bce, p, t)
     }
 }
 
@@ -100,34 +101,92 @@ public struct CrossEntropyLoss: Loss {
 
     public func value(predictions z: Matrix, targets t: Matrix) -> Double {
         checkShapes(self, z, t)
-        var sum = 0.0
-        for r in 0..<z.rows {
-            let row = rowRange(r, z.columns)
-            let maximum = z.elements[row].max()!
-            var total = 0.0
-            for k in row { total += Double.exp(z.elements[k] - maximum) }
-            let c = argmax(t.elements[row])
-            sum += Double.log(total) + maximum - z.elements[row.lowerBound + c]
-        }
-        return sum / Double(z.rows)
+        return lossValue(.crossEntropy, z, t)
     }
 
     public func gradient(predictions z: Matrix, targets t: Matrix) -> Matrix {
         checkShapes(self, z, t)
-        var g = z
-        let scale = 1 / Double(z.rows)
-        for r in 0..<z.rows {
-            let row = rowRange(r, z.columns)
-            let maximum = z.elements[row].max()!
-            var total = 0.0
-            for k in row { total += Double.exp(z.elements[k] - maximum) }
-            let c = argmax(t.elements[row])
-            for k in row {
-                let softmax = Double.exp(z.elements[k] - maximum) / total
-                g.elements[k] = scale * (softmax - (k - row.lowerBound == c ? 1 : 0))
-            }
+        return lossGradient(.crossEntropy, z, t)
+    }
+}
+
+/// The built-in losses on raw buffers, the value and (optionally) the gradient in one pass; the structs above
+/// and `TrainingStep` both call this. Formulas as in each struct's doc comment.
+enum LossKernel {
+    case mse, mae, bce, crossEntropy
+
+    /// The kernel of a built-in loss, or nil for any other `Loss`.
+    init?(_ loss: Loss) {
+        switch loss {
+        case is MSELoss: self = .mse
+        case is MAELoss: self = .mae
+        case is BCELoss: self = .bce
+        case is CrossEntropyLoss: self = .crossEntropy
+        default: return nil
         }
-        return g
+    }
+
+    /// The loss of `(rows, columns)` predictions against targets, both contiguous; when `gradient` is given,
+    /// also writes ∂L/∂predictions there `(rows, columns)`.
+    func evaluate(rows: Int, columns: Int, predictions p: UnsafePointer<Double>, targets t: UnsafePointer<Double>,
+                  gradient g: UnsafeMutablePointer<Double>?) -> Double {
+        let count = rows * columns
+        let n = Double(count)
+        switch self {
+        case .mse:
+            let scale = 2 / n
+            var sum = Lane()
+            let width = Lane.scalarCount
+            var k = 0
+            while k < count {
+                let lanes = min(width, count - k)
+                let d = lanes == width ? loadLane(p + k) - loadLane(t + k)
+                                       : loadLane(p + k, count: lanes) - loadLane(t + k, count: lanes)
+                sum = multiplyAdd(d, d, sum)
+                if let g {
+                    if lanes == width { storeLane(scale * d, g + k) } else { storeLane(scale * d, g + k, count: lanes) }
+                }
+                k += width
+            }
+            return sum.sum() / n
+        case .mae:
+            var sum = 0.0
+            let scale = 1 / n
+            for k in 0..<count {
+                let d = p[k] - t[k]
+                sum += abs(d)
+                if let g { g[k] = d > 0 ? scale : (d < 0 ? -scale : 0) }
+            }
+            return sum / n
+        case .bce:
+            var sum = 0.0
+            for k in 0..<count {
+                let pk = p[k], tk = t[k]
+                sum -= tk * max(Double.log(pk), -100) + (1 - tk) * max(Double.log(1 - pk), -100)
+                if let g { g[k] = (pk - tk) / max(pk * (1 - pk), 1e-12) / n }
+            }
+            return sum / n
+        case .crossEntropy:
+            var sum = 0.0
+            let scale = 1 / Double(rows)
+            for r in 0..<rows {
+                let z = p + r * columns, target = t + r * columns
+                var maximum = z[0]
+                for k in 1..<columns where z[k] > maximum { maximum = z[k] }
+                var total = 0.0
+                for k in 0..<columns { total += Double.exp(z[k] - maximum) }
+                let c = argmax(UnsafeBufferPointer(start: target, count: columns))
+                sum += Double.log(total) + maximum - z[c]
+                if let g {
+                    let row = g + r * columns
+                    for k in 0..<columns {
+                        let softmax = Double.exp(z[k] - maximum) / total
+                        row[k] = scale * (softmax - (k == c ? 1 : 0))
+                    }
+                }
+            }
+            return sum / Double(rows)
+        }
     }
 }
 

@@ -78,50 +78,63 @@ public struct Matrix: Equatable, Sendable, CustomStringConvertible {
 
 // MARK: - The three products of a linear layer
 
+// Each product has a form that returns a new matrix and one that writes into a matrix the caller keeps
+// (`into:`), reusing its storage when the shape already matches, and takes an optional `ProductWorkspace`
+// to reuse packing buffers across calls. All run the SIMD kernel in Kernels.swift, which adds the terms in
+// another order than a plain loop over `i` (see its file comment): results differ by rounding only.
+
 extension Matrix {
     /// `x·Wᵀ + b` for `x` `(batch, in)`, `weight` `(out, in)`, `bias` `(1, out)`; returns `(batch, out)`.
     ///
-    /// `y[n, o] = b[o] + Σ_i x[n, i] · W[o, i]`, summed over `i` in increasing order.
+    /// `y[n, o] = b[o] + Σ_i x[n, i] · W[o, i]`.
     public static func affine(_ x: Matrix, weightTransposed weight: Matrix, bias: Matrix) -> Matrix {
+        var y = Matrix(rows: 0, columns: 0)
+        affine(x, weightTransposed: weight, bias: bias, into: &y)
+        return y
+    }
+
+    /// `y = x·Wᵀ + b` written into `y`, which is resized to `(batch, out)` if its shape differs; the packing
+    /// buffers come from `workspace` (default: new ones for this call).
+    public static func affine(_ x: Matrix, weightTransposed weight: Matrix, bias: Matrix, into y: inout Matrix,
+                              workspace: ProductWorkspace? = nil) {
+        let workspace = workspace ?? ProductWorkspace()
         precondition(x.columns == weight.columns, "affine: x is \(x.shape), weight is \(weight.shape)")
         precondition(bias.rows == 1 && bias.columns == weight.rows, "affine: bias is \(bias.shape), weight \(weight.shape)")
         let batch = x.rows, inWidth = x.columns, outWidth = weight.rows
-        var y = Matrix(rows: batch, columns: outWidth)
+        y.reshape(rows: batch, columns: outWidth)
+        if y.elements.isEmpty { return }
+        if inWidth == 0 {  // an empty sum: every row is the bias
+            for n in 0..<batch { y.elements.replaceSubrange(rowRange(n, outWidth), with: bias.elements) }
+            return
+        }
         y.elements.withUnsafeMutableBufferPointer { yp in
             x.elements.withUnsafeBufferPointer { xp in
                 weight.elements.withUnsafeBufferPointer { wp in
                     bias.elements.withUnsafeBufferPointer { bp in
-                        for n in 0..<batch {
-                            let xRow = n * inWidth
-                            for o in 0..<outWidth {
-                                let wRow = o * inWidth
-                                var sum = 0.0
-                                for i in 0..<inWidth { sum += xp[xRow + i] * wp[wRow + i] }
-                                yp[n * outWidth + o] = sum + bp[o]
-                            }
-                        }
+                        affineKernel(batch: batch, inWidth: inWidth, outWidth: outWidth, x: xp.baseAddress!, xRowStride: inWidth,
+                               weight: wp.baseAddress!, bias: bp.baseAddress!, y: yp.baseAddress!, yRowStride: outWidth,
+                               workspace: workspace)
                     }
                 }
             }
         }
-        return y
     }
 
-    /// Accumulates `dWeight += dYᵀ·x` for `dY` `(batch, out)`, `x` `(batch, in)`, `dWeight` `(out, in)`.
-    public static func accumulateTransposedProduct(_ dY: Matrix, _ x: Matrix, into dWeight: inout Matrix) {
+    /// Accumulates `dWeight += dYᵀ·x` for `dY` `(batch, out)`, `x` `(batch, in)`, `dWeight` `(out, in)`; the
+    /// packing buffers come from `workspace` (default: new ones for this call).
+    public static func accumulateTransposedProduct(_ dY: Matrix, _ x: Matrix, into dWeight: inout Matrix,
+                                                   workspace: ProductWorkspace? = nil) {
+        let workspace = workspace ?? ProductWorkspace()
         precondition(dY.rows == x.rows && dWeight.rows == dY.columns && dWeight.columns == x.columns,
                      "dYᵀ·x: dY is \(dY.shape), x is \(x.shape), dWeight is \(dWeight.shape)")
         let batch = x.rows, inWidth = x.columns, outWidth = dY.columns
+        if batch == 0 || dWeight.elements.isEmpty { return }  // nothing to add
         dWeight.elements.withUnsafeMutableBufferPointer { gp in
             dY.elements.withUnsafeBufferPointer { dp in
                 x.elements.withUnsafeBufferPointer { xp in
-                    for o in 0..<outWidth {
-                        for i in 0..<inWidth {
-                            var sum = 0.0
-                            for n in 0..<batch { sum += dp[n * outWidth + o] * xp[n * inWidth + i] }
-                            gp[o * inWidth + i] += sum
-                        }
-                    }
+                    transposedProductKernel(batch: batch, inWidth: inWidth, outWidth: outWidth,
+                                      dY: dp.baseAddress!, dYRowStride: outWidth, x: xp.baseAddress!, xRowStride: inWidth,
+                                      dWeight: gp.baseAddress!, accumulate: true, workspace: workspace)
                 }
             }
         }
@@ -129,21 +142,68 @@ extension Matrix {
 
     /// `dY·W` for `dY` `(batch, out)` and `weight` `(out, in)`; returns `(batch, in)`.
     public static func product(_ dY: Matrix, _ weight: Matrix) -> Matrix {
+        var dX = Matrix(rows: 0, columns: 0)
+        product(dY, weight, into: &dX)
+        return dX
+    }
+
+    /// `dX = dY·W` written into `dX`, which is resized to `(batch, in)` if its shape differs; the packing
+    /// buffers come from `workspace` (default: new ones for this call).
+    public static func product(_ dY: Matrix, _ weight: Matrix, into dX: inout Matrix, workspace: ProductWorkspace? = nil) {
+        let workspace = workspace ?? ProductWorkspace()
         precondition(dY.columns == weight.rows, "dY·W: dY is \(dY.shape), weight is \(weight.shape)")
         let batch = dY.rows, inWidth = weight.columns, outWidth = weight.rows
-        var dX = Matrix(rows: batch, columns: inWidth)
+        dX.reshape(rows: batch, columns: inWidth)
+        if dX.elements.isEmpty { return }
+        if outWidth == 0 {  // an empty sum
+            dX.zero()
+            return
+        }
         dX.elements.withUnsafeMutableBufferPointer { xp in
             dY.elements.withUnsafeBufferPointer { dp in
                 weight.elements.withUnsafeBufferPointer { wp in
-                    for n in 0..<batch {
-                        for o in 0..<outWidth {
-                            let d = dp[n * outWidth + o]
-                            for i in 0..<inWidth { xp[n * inWidth + i] += d * wp[o * inWidth + i] }
-                        }
-                    }
+                    productKernel(batch: batch, inWidth: inWidth, outWidth: outWidth, dY: dp.baseAddress!, dYRowStride: outWidth,
+                            weight: wp.baseAddress!, dX: xp.baseAddress!, dXRowStride: inWidth, workspace: workspace)
                 }
             }
         }
-        return dX
     }
+
+    /// Gives the matrix the shape `(rows, columns)`, keeping its storage when the shape is already that
+    /// (contents are then overwritten by the caller), else replacing it with zeros.
+    mutating func reshape(rows: Int, columns: Int) {
+        if self.rows != rows || self.columns != columns { self = Matrix(rows: rows, columns: columns) }
+    }
+}
+
+// MARK: - The products on raw buffers (shared by the Matrix API and TrainingStep)
+
+/// `y = x·Wᵀ + b`: x `(batch, in)` rows `xRowStride` apart, W `(out, in)` contiguous, b `(out)`, y `(batch, out)`.
+func affineKernel(batch: Int, inWidth: Int, outWidth: Int, x: UnsafePointer<Double>, xRowStride: Int,
+            weight: UnsafePointer<Double>, bias: UnsafePointer<Double>,
+            y: UnsafeMutablePointer<Double>, yRowStride: Int, workspace: ProductWorkspace) {
+    multiply(m: batch, n: outWidth, k: inWidth,
+             a: StridedMatrix(base: x, rowStride: xRowStride, columnStride: 1),
+             b: StridedMatrix(base: weight, rowStride: inWidth, columnStride: 1).transposed,
+             c: y, cRowStride: yRowStride, start: .bias(bias), workspace: workspace)
+}
+
+/// `dW (+)= dYᵀ·x`: dY `(batch, out)`, x `(batch, in)`, dW `(out, in)` contiguous; overwrites unless `accumulate`.
+func transposedProductKernel(batch: Int, inWidth: Int, outWidth: Int, dY: UnsafePointer<Double>, dYRowStride: Int,
+                       x: UnsafePointer<Double>, xRowStride: Int, dWeight: UnsafeMutablePointer<Double>,
+                       accumulate: Bool, workspace: ProductWorkspace) {
+    multiply(m: outWidth, n: inWidth, k: batch,
+             a: StridedMatrix(base: dY, rowStride: dYRowStride, columnStride: 1).transposed,
+             b: StridedMatrix(base: x, rowStride: xRowStride, columnStride: 1),
+             c: dWeight, cRowStride: inWidth, start: accumulate ? .accumulate : .zero, workspace: workspace)
+}
+
+/// `dX = dY·W`: dY `(batch, out)`, W `(out, in)` contiguous, dX `(batch, in)`.
+func productKernel(batch: Int, inWidth: Int, outWidth: Int, dY: UnsafePointer<Double>, dYRowStride: Int,
+             weight: UnsafePointer<Double>, dX: UnsafeMutablePointer<Double>, dXRowStride: Int,
+             workspace: ProductWorkspace) {
+    multiply(m: batch, n: inWidth, k: outWidth,
+             a: StridedMatrix(base: dY, rowStride: dYRowStride, columnStride: 1),
+             b: StridedMatrix(base: weight, rowStride: inWidth, columnStride: 1),
+             c: dX, cRowStride: dXRowStride, start: .zero, workspace: workspace)
 }

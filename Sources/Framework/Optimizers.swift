@@ -30,7 +30,8 @@ public final class SGD: Optimizer {
     public let dampening: Double
     public let nesterov: Bool
     public let weightDecay: Double
-    private var buffers: [Matrix?] = []
+    /// The momentum buffers b, one per parameter; empty until the first step with momentum.
+    private var buffers: [[Double]] = []
 
     public init(learningRate: Double, momentum: Double = 0, dampening: Double = 0,
                 nesterov: Bool = false, weightDecay: Double = 0) throws {
@@ -58,33 +59,55 @@ public final class SGD: Optimizer {
     }
 
     public func step(_ parameters: [Parameter]) {
-        if buffers.isEmpty { buffers = Array(repeating: nil, count: parameters.count) }
-        precondition(buffers.count == parameters.count, "SGD: \(parameters.count) parameters, state for \(buffers.count)")
-        for (index, parameter) in parameters.enumerated() {
-            var g = parameter.gradient
-            if weightDecay != 0 {
-                for k in g.elements.indices { g.elements[k] += weightDecay * parameter.value.elements[k] }
-            }
-            if momentum != 0 {
-                if var buffer = buffers[index] {
-                    buffers[index] = nil  // keep the buffer uniquely referenced while it is updated
-                    for k in buffer.elements.indices {
-                        buffer.elements[k] = momentum * buffer.elements[k] + (1 - dampening) * g.elements[k]
+        let firstStep = buffers.isEmpty
+        if momentum != 0 && firstStep { buffers = Array(repeating: [], count: parameters.count) }
+        precondition(momentum == 0 || buffers.count == parameters.count,
+                     "SGD: \(parameters.count) parameters, state for \(buffers.count)")
+        let lr = learningRate, mu = momentum, tau = dampening, lambda = weightDecay, nesterov = nesterov
+        for index in parameters.indices {
+            let parameter = parameters[index]
+            let initialize = mu != 0 && firstStep
+            parameter.gradient.elements.withUnsafeBufferPointer { grad in
+                parameter.value.elements.withUnsafeMutableBufferPointer { value in
+                    let count = value.count
+                    precondition(grad.count == count, "SGD: \(parameter.name) has \(count) values, its gradient \(grad.count)")
+                    if mu == 0 {
+                        // p ← p − lr·(∇p + λ·p), a lane at a time (each lane computes exactly what a scalar loop would).
+                        let v = value.baseAddress!, g = grad.baseAddress!
+                        if lambda == 0 {
+                            mapLanes(count, g, UnsafePointer(v), v, SGDStep(learningRate: lr))
+                        } else {
+                            mapLanes(count, g, UnsafePointer(v), v, SGDStepWithDecay(learningRate: lr, weightDecay: lambda))
+                        }
+                        return
                     }
-                    buffers[index] = buffer
-                } else {
-                    buffers[index] = g
-                }
-                let buffer = buffers[index]!
-                if nesterov {
-                    for k in g.elements.indices { g.elements[k] += momentum * buffer.elements[k] }
-                } else {
-                    g = buffer
+                    if buffers[index].isEmpty { buffers[index] = Array(repeating: 0, count: count) }
+                    buffers[index].withUnsafeMutableBufferPointer { buffer in
+                        for k in 0..<count {
+                            var g = grad[k]
+                            if lambda != 0 { g += lambda * value[k] }
+                            let b = initialize ? g : mu * buffer[k] + (1 - tau) * g
+                            buffer[k] = b
+                            if nesterov { g += mu * b } else { g = b }
+                            value[k] -= lr * g
+                        }
+                    }
                 }
             }
-            for k in g.elements.indices { parameter.value.elements[k] -= learningRate * g.elements[k] }
         }
     }
+}
+
+/// `p − lr·g` for a lane of gradients g and values p.
+struct SGDStep: LanePairFunction {
+    let learningRate: Double
+    @inline(__always) func callAsFunction(_ g: Lane, _ p: Lane) -> Lane { p - learningRate * g }
+}
+
+/// `p − lr·(g + λ·p)`.
+struct SGDStepWithDecay: LanePairFunction {
+    let learningRate: Double, weightDecay: Double
+    @inline(__always) func callAsFunction(_ g: Lane, _ p: Lane) -> Lane { p - learningRate * (g + weightDecay * p) }
 }
 
 /// Adam (Kingma & Ba 2015, with bias correction), as PyTorch's `torch.optim.Adam` (amsgrad off):
@@ -103,8 +126,9 @@ public final class Adam: Optimizer {
     public let weightDecay: Double
     /// Steps taken so far (t).
     public private(set) var stepCount = 0
-    private var firstMoments: [Matrix] = []
-    private var secondMoments: [Matrix] = []
+    /// m and v, one array per parameter; empty until the first step.
+    private var firstMoments: [[Double]] = []
+    private var secondMoments: [[Double]] = []
 
     public init(learningRate: Double = 0.001, beta1: Double = 0.9, beta2: Double = 0.999,
                 epsilon: Double = 1e-8, weightDecay: Double = 0) throws {
@@ -129,7 +153,7 @@ public final class Adam: Optimizer {
 
     public func step(_ parameters: [Parameter]) {
         if firstMoments.isEmpty {
-            firstMoments = parameters.map { Matrix(rows: $0.value.rows, columns: $0.value.columns) }
+            firstMoments = parameters.map { Array(repeating: 0, count: $0.value.elements.count) }
             secondMoments = firstMoments
         }
         precondition(firstMoments.count == parameters.count, "Adam: \(parameters.count) parameters, state for \(firstMoments.count)")
@@ -137,15 +161,28 @@ public final class Adam: Optimizer {
         let t = Double(stepCount)
         let stepSize = learningRate / (1 - Double.pow(beta1, t))
         let correction2 = (1 - Double.pow(beta2, t)).squareRoot()
-        for (index, parameter) in parameters.enumerated() {
-            for k in parameter.value.elements.indices {
-                var g = parameter.gradient.elements[k]
-                if weightDecay != 0 { g += weightDecay * parameter.value.elements[k] }
-                let m = beta1 * firstMoments[index].elements[k] + (1 - beta1) * g
-                let v = beta2 * secondMoments[index].elements[k] + (1 - beta2) * g * g
-                firstMoments[index].elements[k] = m
-                secondMoments[index].elements[k] = v
-                parameter.value.elements[k] -= stepSize * m / (v.squareRoot() / correction2 + epsilon)
+        let beta1 = beta1, beta2 = beta2, epsilon = epsilon, lambda = weightDecay
+        for index in parameters.indices {
+            let parameter = parameters[index]
+            precondition(parameter.gradient.shape == parameter.value.shape,
+                         "Adam: \(parameter.name) is \(parameter.value.shape), its gradient \(parameter.gradient.shape)")
+            let count = parameter.value.elements.count
+            parameter.gradient.elements.withUnsafeBufferPointer { grad in
+                parameter.value.elements.withUnsafeMutableBufferPointer { value in
+                    firstMoments[index].withUnsafeMutableBufferPointer { first in
+                        secondMoments[index].withUnsafeMutableBufferPointer { second in
+                            for k in 0..<count {
+                                var g = grad[k]
+                                if lambda != 0 { g += lambda * value[k] }
+                                let m = beta1 * first[k] + (1 - beta1) * g
+                                let v = beta2 * second[k] + (1 - beta2) * g * g
+                                first[k] = m
+                                second[k] = v
+                                value[k] -= stepSize * m / (v.squareRoot() / correction2 + epsilon)
+                            }
+                        }
+                    }
+                }
             }
         }
     }

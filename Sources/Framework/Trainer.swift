@@ -73,6 +73,9 @@ public enum BatchOrder: Sendable, Equatable {
 /// smaller), and for each batch b = 1, 2, …: zero gradients, forward, loss; if the loss is NaN or ±∞ the
 /// run stops and reports `Divergence(epoch: e, batch: b)`; else backward and one optimizer step. After each
 /// epoch the whole train and test sets are evaluated (one forward each) for loss and accuracy.
+///
+/// The batches run through a `TrainingStep` (preallocated buffers, no allocation per step) when it accepts
+/// the model and loss, else through the module API; both compute the same values.
 public struct Trainer {
     public var epochs: Int
     public var batchSize: Int
@@ -91,6 +94,7 @@ public struct Trainer {
         precondition(train.count > 0 && test.count > 0, "Trainer: empty data set")
         let parameters = model.parameters
         var metrics = [evaluate(model, loss: loss, train: train, test: test, epoch: 0)]
+        let step = TrainingStep(model: model, loss: loss)
         for (index, order) in order.orders(count: train.count, epochs: epochs).enumerated() {
             let epoch = index + 1
             var start = 0, batch = 0
@@ -98,6 +102,18 @@ public struct Trainer {
                 let rows = order[start..<min(start + batchSize, order.count)]
                 start += rows.count
                 batch += 1
+                if let step {
+                    // The same step on preallocated buffers (see TrainingStep); gradients are set, not zeroed
+                    // and then accumulated, so on divergence they are zeroed here as the plain path leaves them.
+                    let value = step.forward(inputs: train.inputs, targets: train.targets, rows: rows)
+                    guard value.isFinite else {
+                        model.zeroGradients()
+                        return TrainingTrace(epochs: metrics, divergence: Divergence(epoch: epoch, batch: batch, loss: value))
+                    }
+                    step.backward()
+                    optimizer.step(parameters)
+                    continue
+                }
                 let x = train.inputs.gatheringRows(rows), t = train.targets.gatheringRows(rows)
                 model.zeroGradients()
                 let y = model.forward(x)

@@ -1,0 +1,663 @@
+// The matrix-product kernel behind `Matrix.affine`, `Matrix.accumulateTransposedProduct` and `Matrix.product`,
+// and behind `TrainingStep`.
+//
+// One routine computes every product a linear layer needs:
+//
+//     C (m, n) = start + op(A) (m, k) · op(B) (k, n)      start: 0, C itself, or a bias row
+//
+// where op(A) and op(B) are read through strides, so a transpose costs nothing but a different packing loop.
+// It follows the BLIS scheme (Van Zee & van de Geijn, "BLIS: A Framework for Rapidly Instantiating BLAS
+// Functionality", ACM TOMS 2015): B is copied block by block into panels `nr` columns wide, A (when it is
+// large) into panels `mr` rows high, and a register-blocked micro-kernel multiplies one A panel by one B panel,
+// keeping an `mr × nr` tile of C in SIMD registers for the whole depth of the block. Small operands are read
+// in place instead of packed.
+//
+// The tile shape and the SIMD width are chosen at compile time, by a define passed with `-Xswiftc -D…`
+// (the Makefile passes the right one with `-target-cpu native` for `make bench` and `make run`):
+//
+//     MINIDL_AVX512   SIMD8<Double>, 8 × 24 tiles, fused multiply-add   (a -target-cpu with AVX-512)
+//     MINIDL_AVX2     SIMD4<Double>, 4 × 12 tiles, fused multiply-add   (a -target-cpu with AVX2 and FMA)
+//     (none)          SIMD2<Double>, 4 × 8 tiles, a multiply then an add: baseline x86-64, any CPU
+//
+// The defines only pick shapes; they do not make the compiler emit the instructions. Without a matching
+// `-target-cpu`, `addingProduct` becomes a call to the C library's `fma()` and the kernel is very slow (but
+// still correct), which is why the portable build multiplies and adds separately.
+//
+// Summation order: within a depth block (`Blocking.depth` values of k) each C element is summed over k in
+// increasing order in a register, then added to the start value (0, C, or the bias); the blocks follow one
+// another in order. A plain loop adds the same terms in another order, so results differ by rounding only
+// (KernelTests bounds the difference by 10⁻¹³·Σ|terms|).
+
+// MARK: - Compile-time configuration
+
+#if MINIDL_AVX512
+/// The SIMD vector the kernels compute with.
+typealias Lane = SIMD8<Double>
+typealias LaneBits = SIMD8<Int64>
+typealias TileRows = Count8
+typealias TileVectors = Count3
+#elseif MINIDL_AVX2
+typealias Lane = SIMD4<Double>
+typealias LaneBits = SIMD4<Int64>
+typealias TileRows = Count4
+typealias TileVectors = Count3
+#else
+typealias Lane = SIMD2<Double>
+typealias LaneBits = SIMD2<Int64>
+typealias TileRows = Count4
+typealias TileVectors = Count4
+#endif
+
+/// What the product kernels were compiled for, for reports: SIMD width, tile shape and multiply-add.
+public enum KernelConfiguration {
+    /// Doubles per SIMD vector.
+    public static var laneWidth: Int { Lane.scalarCount }
+    /// Rows of C per micro-kernel tile (`mr`).
+    public static var tileRows: Int { TileRows.value }
+    /// Columns of C per micro-kernel tile (`nr`).
+    public static var tileColumns: Int { TileVectors.value * Lane.scalarCount }
+    /// Whether multiply-adds are fused (one rounding) or a multiply then an add.
+    public static var fusedMultiplyAdd: Bool { usesFusedMultiplyAdd }
+    /// The define the module was compiled with: `"MINIDL_AVX512"`, `"MINIDL_AVX2"` or `"portable"`.
+    public static var variant: String {
+        #if MINIDL_AVX512
+        "MINIDL_AVX512"
+        #elseif MINIDL_AVX2
+        "MINIDL_AVX2"
+        #else
+        "portable"
+        #endif
+    }
+    /// One line: `"MINIDL_AVX512: SIMD8<Double>, 8×24 tiles, fused multiply-add"`.
+    public static var description: String {
+        "\(variant): SIMD\(laneWidth)<Double>, \(tileRows)×\(tileColumns) tiles, "
+            + (fusedMultiplyAdd ? "fused multiply-add" : "separate multiply and add")
+    }
+}
+
+#if MINIDL_AVX512 || MINIDL_AVX2
+let usesFusedMultiplyAdd = true
+#else
+let usesFusedMultiplyAdd = false
+#endif
+
+/// `c + a·b`, fused when the build targets a CPU with FMA (see the file comment), else a multiply and an add.
+@_transparent
+func multiplyAdd(_ a: Lane, _ b: Lane, _ c: Lane) -> Lane {
+    #if MINIDL_AVX512 || MINIDL_AVX2
+    return c.addingProduct(a, b)
+    #else
+    return a * b + c
+    #endif
+}
+
+/// A compile-time count, so that the micro-kernel's loops over rows and vectors unroll completely and its
+/// accumulators live in registers.
+protocol StaticCount { static var value: Int { get } }
+enum Count1: StaticCount { static var value: Int { 1 } }
+enum Count2: StaticCount { static var value: Int { 2 } }
+enum Count3: StaticCount { static var value: Int { 3 } }
+enum Count4: StaticCount { static var value: Int { 4 } }
+enum Count5: StaticCount { static var value: Int { 5 } }
+enum Count6: StaticCount { static var value: Int { 6 } }
+enum Count7: StaticCount { static var value: Int { 7 } }
+enum Count8: StaticCount { static var value: Int { 8 } }
+
+/// Cache blocking (tuned on a 2-core Xeon with AVX-512, 48 KiB L1d, 2 MiB L2 per core).
+enum Blocking {
+    /// `kc`: the depth of a block; A and B panels hold this many values of k.
+    static let depth = 256
+    /// `mc`: rows of A packed together (`mc × kc`, 384 KiB, stays in L2).
+    static let rows = 192
+    /// `nc`: columns of B packed together (`kc × nc`, about 1 MiB, stays in L2); a multiple of 24.
+    static let columns = 528
+    /// A is packed only from this many elements per block (`m × k`); smaller, it is read in place.
+    static let packAThreshold = 8192
+    /// A B with contiguous rows of up to this many elements (`k × n`) is read in place rather than packed.
+    static let inPlaceB = 4096
+}
+
+// MARK: - Loads and stores
+
+@_transparent
+func loadLane(_ p: UnsafePointer<Double>) -> Lane {
+    UnsafeRawPointer(p).loadUnaligned(as: Lane.self)
+}
+
+@_transparent
+func storeLane(_ v: Lane, _ p: UnsafeMutablePointer<Double>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: Lane.self)
+}
+
+/// The first `count` (≤ lane width) elements at `p`, zeros after.
+@inline(__always)
+func loadLane(_ p: UnsafePointer<Double>, count: Int) -> Lane {
+    var v = Lane()
+    for i in 0..<count { v[i] = p[i] }
+    return v
+}
+
+/// Stores the first `count` (≤ lane width) lanes of `v` at `p`.
+@inline(__always)
+func storeLane(_ v: Lane, _ p: UnsafeMutablePointer<Double>, count: Int) {
+    for i in 0..<count { p[i] = v[i] }
+}
+
+// MARK: - Operands and workspace
+
+/// A read-only view of a matrix through strides: element (i, j) is `base[i·rowStride + j·columnStride]`.
+/// A row-major `(r, c)` matrix is `(base, c, 1)`; its transpose is `(base, 1, c)`.
+struct StridedMatrix {
+    var base: UnsafePointer<Double>
+    var rowStride: Int
+    var columnStride: Int
+
+    @inline(__always) func element(_ i: Int, _ j: Int) -> Double { base[i * rowStride + j * columnStride] }
+    /// The view starting at element (i, j).
+    @inline(__always) func offset(_ i: Int, _ j: Int) -> StridedMatrix {
+        StridedMatrix(base: base + (i * rowStride + j * columnStride), rowStride: rowStride, columnStride: columnStride)
+    }
+    /// The transpose, without moving anything.
+    var transposed: StridedMatrix { StridedMatrix(base: base, rowStride: columnStride, columnStride: rowStride) }
+}
+
+/// What C starts from before `op(A)·op(B)` is added.
+enum ProductStart {
+    /// C = A·B.
+    case zero
+    /// C += A·B.
+    case accumulate
+    /// C = bias + A·B with the same `(1, n)` bias row added to every row: `bias` points at n values.
+    case bias(UnsafePointer<Double>)
+}
+
+/// The packing buffers of the product kernel. Allocated on first use, grown when a larger product needs more,
+/// reused across calls: a caller that keeps one (a layer, a training step, a benchmark loop) makes no heap
+/// allocation per product. At most `Blocking.depth × Blocking.columns` doubles for B (1 MiB) and
+/// `Blocking.rows × Blocking.depth` for A (384 KiB), less for smaller products. Not thread-safe: one
+/// workspace per thread.
+public final class ProductWorkspace {
+    private var packedA: UnsafeMutablePointer<Double>? = nil
+    private var packedB: UnsafeMutablePointer<Double>? = nil
+    private var capacityA = 0, capacityB = 0
+
+    /// One `mr × nr` tile, for tiles whose last vector reaches past C's columns.
+    let edgeTile: UnsafeMutablePointer<Double>
+
+    public init() {
+        edgeTile = allocateDoubles(TileRows.value * TileVectors.value * Lane.scalarCount)
+    }
+
+    deinit {
+        packedA.map(deallocateDoubles)
+        packedB.map(deallocateDoubles)
+        deallocateDoubles(edgeTile)
+    }
+
+    /// A buffer of at least `count` doubles for packed A.
+    func bufferA(_ count: Int) -> UnsafeMutablePointer<Double> {
+        if count > capacityA || packedA == nil {
+            packedA.map(deallocateDoubles)
+            capacityA = max(count, 1)
+            packedA = allocateDoubles(capacityA)
+        }
+        return packedA!
+    }
+
+    /// A buffer of at least `count` doubles for packed B.
+    func bufferB(_ count: Int) -> UnsafeMutablePointer<Double> {
+        if count > capacityB || packedB == nil {
+            packedB.map(deallocateDoubles)
+            capacityB = max(count, 1)
+            packedB = allocateDoubles(capacityB)
+        }
+        return packedB!
+    }
+}
+
+/// Uninitialised room for `count` doubles, aligned to 64 bytes (a cache line, and a SIMD8 vector): a vector
+/// load from a buffer with a malloc's 16-byte alignment would straddle two cache lines three times in four.
+/// Free it with `deallocateDoubles`.
+func allocateDoubles(_ count: Int) -> UnsafeMutablePointer<Double> {
+    UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Double>.stride, alignment: 64)
+        .bindMemory(to: Double.self, capacity: max(count, 1))
+}
+
+/// Frees what `allocateDoubles` gave.
+func deallocateDoubles(_ p: UnsafeMutablePointer<Double>) {
+    UnsafeMutableRawPointer(p).deallocate()
+}
+
+// MARK: - The product
+
+/// `C = start + op(A)·op(B)`: `a` is `(m, k)`, `b` is `(k, n)`, C is `(m, n)` row-major with row stride
+/// `cRowStride` at `c`. See the file comment for the method and the summation order.
+func multiply(m: Int, n: Int, k: Int, a: StridedMatrix, b: StridedMatrix,
+              c: UnsafeMutablePointer<Double>, cRowStride: Int, start: ProductStart, workspace: ProductWorkspace) {
+    if m == 0 || n == 0 { return }
+    if k == 0 {
+        fillStart(m: m, n: n, c: c, cRowStride: cRowStride, start: start)
+        return
+    }
+    let width = Lane.scalarCount
+    let mr = TileRows.value, nr = TileVectors.value * width
+    let kc = Blocking.depth, mc = Blocking.rows, nc = Blocking.columns
+    // B with contiguous rows is read in place when it is small (it stays in cache) or when its row stride is
+    // not a multiple of 512 bytes (rows that far apart would compete for the same cache sets), except a last
+    // panel whose width is not a whole number of vectors: a vector load there could reach past B's last row.
+    let bInPlace = b.columnStride == 1 && (k * n <= Blocking.inPlaceB || b.rowStride % 64 != 0)
+    // A transposed B (columns contiguous, e.g. Wᵀ) used by a single block of A rows is packed panel by panel,
+    // just before its tiles use it (reading a panel is then a few sequential streams, and it is still in L1).
+    // Otherwise a whole `kc × nc` block of B is packed once, row by row, and used by every block of A rows.
+    let onTheFly = m <= mc && b.columnStride != 1
+    let bufferB = workspace.bufferB(min(kc, k) * (bInPlace || onTheFly ? nr : roundUp(min(nc, n), width)))
+    // A is packed when it is read for more than two panels of B and is not small; else read in place.
+    let packA = n > 2 * nr && min(mc, m) * min(kc, k) >= Blocking.packAThreshold
+    let bufferA = packA ? workspace.bufferA(roundUp(min(mc, m), mr) * min(kc, k)) : nil
+    let edgeTile = workspace.edgeTile
+
+    var jc = 0
+    while jc < n {
+        let nb = min(nc, n - jc)
+        let lastPanel = (nb - 1) / nr * nr   // first column of the last panel
+        var pc = 0
+        while pc < k {
+            let kb = min(kc, k - pc)
+            let bBlock = b.offset(pc, jc)
+            if !bInPlace && !onTheFly {
+                packPanelsB(bBlock, depth: kb, columns: nb, into: bufferB)
+            } else if bInPlace && (nb - lastPanel) % width != 0 {
+                packPanelsB(bBlock.offset(0, lastPanel), depth: kb, columns: nb - lastPanel, into: bufferB)
+            }
+            let blockStart: ProductStart
+            if pc == 0 { blockStart = start } else { blockStart = .accumulate }
+            var ic = 0
+            while ic < m {
+                let mb = min(mc, m - ic)
+                // The A rows of this block: packed (row stride 1, depth stride mr, panels mr·kb apart) or in place.
+                let aRow: Int, aDepth: Int, aPanel: Int
+                let aBase: UnsafePointer<Double>
+                if let bufferA {
+                    packPanelsA(a.offset(ic, pc), rows: mb, depth: kb, into: bufferA)
+                    aBase = UnsafePointer(bufferA)
+                    aRow = 1; aDepth = mr; aPanel = mr * kb
+                } else {
+                    let view = a.offset(ic, pc)
+                    aBase = view.base
+                    aRow = view.rowStride; aDepth = view.columnStride; aPanel = mr * view.rowStride
+                }
+                // One tile: rows ir…, columns jr… of this block.
+                @inline(__always)
+                func runBlockTile(_ ir: Int, _ jr: Int, _ panelB: UnsafePointer<Double>, _ bDepth: Int) {
+                    let rows = min(mr, mb - ir), columns = min(nr, nb - jr)
+                    let vectors = (columns + width - 1) / width
+                    let panelA = aBase + (ir / mr) * aPanel
+                    let tileC = c + ((ic + ir) * cRowStride + jc + jr)
+                    let tileStart: ProductStart
+                    if case let .bias(p) = blockStart { tileStart = .bias(p + (jc + jr)) } else { tileStart = blockStart }
+                    if columns == vectors * width {
+                        runTile(rows: rows, vectors: vectors, depth: kb, a: panelA, aRow: aRow, aDepth: aDepth,
+                                b: panelB, bDepth: bDepth, c: tileC, cRowStride: cRowStride, start: tileStart)
+                    } else {
+                        // The last vector reaches past C: the whole vectors go straight to C, the last one is
+                        // computed aside and merged.
+                        if vectors > 1 {
+                            runTile(rows: rows, vectors: vectors - 1, depth: kb, a: panelA, aRow: aRow, aDepth: aDepth,
+                                    b: panelB, bDepth: bDepth, c: tileC, cRowStride: cRowStride, start: tileStart)
+                        }
+                        let last = (vectors - 1) * width
+                        let lastStart: ProductStart
+                        if case let .bias(p) = tileStart { lastStart = .bias(p + last) } else { lastStart = tileStart }
+                        runTile(rows: rows, vectors: 1, depth: kb, a: panelA, aRow: aRow, aDepth: aDepth,
+                                b: panelB + last, bDepth: bDepth, c: edgeTile, cRowStride: width, start: .zero)
+                        mergeEdgeTile(edgeTile, tileRowStride: width, rows: rows, columns: columns - last,
+                                      c: tileC + last, cRowStride: cRowStride, start: lastStart)
+                    }
+                }
+                // Where the B panel at column jr is, and its depth stride.
+                @inline(__always)
+                func panel(_ jr: Int) -> (UnsafePointer<Double>, Int) {
+                    let columns = min(nr, nb - jr)
+                    let padded = roundUp(columns, width)
+                    if bInPlace {
+                        return columns == padded ? (bBlock.base + jr, bBlock.rowStride) : (UnsafePointer(bufferB), padded)
+                    }
+                    return (UnsafePointer(bufferB) + (jr / nr) * kb * nr, padded)
+                }
+                if onTheFly {
+                    // Panel by panel: pack B's panel, then run it against every row tile (it stays in L1).
+                    var jr = 0
+                    while jr < nb {
+                        let columns = min(nr, nb - jr)
+                        packPanelsB(bBlock.offset(0, jr), depth: kb, columns: columns, into: bufferB)
+                        var ir = 0
+                        while ir < mb {
+                            runBlockTile(ir, jr, UnsafePointer(bufferB), roundUp(columns, width))
+                            ir += mr
+                        }
+                        jr += nr
+                    }
+                } else {
+                    // Row tile by row tile: its A panel stays in L1 while B's packed panels stream from L2.
+                    var ir = 0
+                    while ir < mb {
+                        var jr = 0
+                        while jr < nb {
+                            let (panelB, bDepth) = panel(jr)
+                            runBlockTile(ir, jr, panelB, bDepth)
+                            jr += nr
+                        }
+                        ir += mr
+                    }
+                }
+                ic += mb
+            }
+            pc += kb
+        }
+        jc += nb
+    }
+}
+
+@inline(__always) func roundUp(_ x: Int, _ multiple: Int) -> Int { (x + multiple - 1) / multiple * multiple }
+
+/// Transposes the `w × w` block in `rows[0..<w]`, w the lane width: row i becomes column i. Log₂ w rounds of
+/// "unzip" (row i of a round takes the even lanes of rows 2i and 2i+1, row w/2 + i their odd lanes).
+@inline(__always)
+func transposeSquare(_ rows: inout InlineArray<8, Lane>) {
+    #if MINIDL_AVX512
+    for _ in 0..<3 {
+        let r = rows
+        for i in 0..<4 {
+            rows[i] = Lane(lowHalf: r[2 &* i].evenHalf, highHalf: r[2 &* i &+ 1].evenHalf)
+            rows[4 &+ i] = Lane(lowHalf: r[2 &* i].oddHalf, highHalf: r[2 &* i &+ 1].oddHalf)
+        }
+    }
+    #elseif MINIDL_AVX2
+    for _ in 0..<2 {
+        let r = rows
+        for i in 0..<2 {
+            rows[i] = Lane(lowHalf: r[2 &* i].evenHalf, highHalf: r[2 &* i &+ 1].evenHalf)
+            rows[2 &+ i] = Lane(lowHalf: r[2 &* i].oddHalf, highHalf: r[2 &* i &+ 1].oddHalf)
+        }
+    }
+    #else
+    let r0 = rows[0], r1 = rows[1]
+    rows[0] = Lane(r0[0], r1[0])
+    rows[1] = Lane(r0[1], r1[1])
+    #endif
+}
+
+/// C = the start value, for an empty depth.
+private func fillStart(m: Int, n: Int, c: UnsafeMutablePointer<Double>, cRowStride: Int, start: ProductStart) {
+    for i in 0..<m {
+        let row = c + i * cRowStride
+        switch start {
+        case .zero: row.update(repeating: 0, count: n)
+        case .accumulate: break
+        case let .bias(p): row.update(from: p, count: n)
+        }
+    }
+}
+
+// MARK: - Packing
+
+/// Copies the `(depth, columns)` block of B into panels `nr` columns wide (the last one narrower, rounded up to
+/// whole vectors and zero-filled): panel after panel, each `depth` rows of its width, contiguous.
+private func packPanelsB(_ b: StridedMatrix, depth: Int, columns: Int, into out: UnsafeMutablePointer<Double>) {
+    let width = Lane.scalarCount, nr = TileVectors.value * width
+    if b.columnStride == 1 {
+        // Rows of B are contiguous: read B row by row (a sequential stream) and deal each row's vectors out to
+        // the panels; the last panel's remainder and padding element by element.
+        let fullPanels = columns / nr
+        let lastWidth = columns - fullPanels * nr, lastPadded = roundUp(lastWidth, width)
+        let panelSize = depth * nr
+        for kk in 0..<depth {
+            let src = b.base + kk * b.rowStride
+            for panel in 0..<fullPanels {
+                let from = src + panel &* nr, to = out + (panel &* panelSize &+ kk &* nr)
+                for v in 0..<TileVectors.value { storeLane(loadLane(from + v &* width), to + v &* width) }
+            }
+            if lastWidth > 0 {
+                let from = src + fullPanels &* nr, to = out + (fullPanels &* panelSize &+ kk &* lastPadded)
+                var j = 0
+                while j + width <= lastWidth { storeLane(loadLane(from + j), to + j); j &+= width }
+                if j < lastWidth {
+                    var v = Lane()  // the remainder, then zeros to the vector's end
+                    for r in 0..<(lastWidth &- j) { v[r] = from[j &+ r] }
+                    storeLane(v, to + j)
+                }
+            }
+        }
+        return
+    }
+    var dst = out
+    var j0 = 0
+    while j0 < columns {
+        let w = min(nr, columns - j0)
+        let pw = roundUp(w, width)
+        if b.rowStride == 1 {
+            // Columns of B are contiguous (B is a transpose, e.g. Wᵀ): transpose square blocks of a lane's width
+            // in registers; the edges (fewer columns than a lane, a depth remainder) element by element.
+            let cs = b.columnStride
+            let fullColumns = w / width * width, fullDepth = depth / width * width
+            var jj = 0
+            while jj < fullColumns {
+                let src = b.base + (j0 + jj) * cs
+                var kk = 0
+                while kk < fullDepth {
+                    var block = InlineArray<8, Lane>(repeating: Lane())
+                    for r in 0..<width { block[r] = loadLane(src + (r &* cs &+ kk)) }
+                    transposeSquare(&block)
+                    for r in 0..<width { storeLane(block[r], dst + ((kk &+ r) &* pw &+ jj)) }
+                    kk &+= width
+                }
+                while kk < depth {
+                    for r in 0..<width { dst[kk &* pw &+ jj &+ r] = src[r &* cs &+ kk] }
+                    kk &+= 1
+                }
+                jj &+= width
+            }
+            if fullColumns < pw {
+                // The last, partial vector of each packed row: its columns, then zeros.
+                let src = b.base + (j0 + fullColumns) * cs
+                for kk in 0..<depth {
+                    var v = Lane()
+                    for r in 0..<(w &- fullColumns) { v[r] = src[r &* cs &+ kk] }
+                    storeLane(v, dst + (kk &* pw &+ fullColumns))
+                }
+            }
+        } else {
+            for kk in 0..<depth {
+                let row = dst + kk * pw
+                for j in 0..<w { row[j] = b.element(kk, j0 + j) }
+                for j in w..<pw { row[j] = 0 }
+            }
+        }
+        dst += depth * pw
+        j0 += nr
+    }
+}
+
+/// Copies the `(rows, depth)` block of A into panels `mr` rows high: for each k, the panel's `mr` values
+/// (a short last panel leaves its missing rows unwritten; the kernel never reads them).
+private func packPanelsA(_ a: StridedMatrix, rows: Int, depth: Int, into out: UnsafeMutablePointer<Double>) {
+    let width = Lane.scalarCount, mr = TileRows.value
+    var dst = out
+    var i0 = 0
+    while i0 < rows {
+        let h = min(mr, rows - i0)
+        if a.rowStride == 1 {
+            // Columns of A are contiguous (A is a transpose, e.g. dYᵀ): each k gives h consecutive values.
+            let cs = a.columnStride
+            let src = a.base + i0
+            if h == mr {
+                for kk in 0..<depth {
+                    for v in 0..<(mr / width) { storeLane(loadLane(src + (kk &* cs &+ v &* width)), dst + (kk &* mr &+ v &* width)) }
+                }
+            } else {
+                for kk in 0..<depth {
+                    for ii in 0..<h { dst[kk &* mr &+ ii] = src[kk &* cs &+ ii] }
+                }
+            }
+        } else if a.columnStride == 1 {
+            // Rows of A are contiguous: transpose square blocks of a lane's width in registers.
+            let rs = a.rowStride
+            var ii = 0
+            while ii + width <= h {
+                let src = a.base + (i0 + ii) * rs
+                var kk = 0
+                while kk + width <= depth {
+                    var block = InlineArray<8, Lane>(repeating: Lane())
+                    for r in 0..<width { block[r] = loadLane(src + (r &* rs &+ kk)) }
+                    transposeSquare(&block)
+                    for r in 0..<width { storeLane(block[r], dst + ((kk &+ r) &* mr &+ ii)) }
+                    kk += width
+                }
+                for k2 in kk..<depth {
+                    for r in 0..<width { dst[k2 &* mr &+ ii &+ r] = src[r &* rs &+ k2] }
+                }
+                ii += width
+            }
+            for r in ii..<h {
+                let src = a.base + (i0 + r) * rs
+                for kk in 0..<depth { dst[kk &* mr &+ r] = src[kk] }
+            }
+        } else {
+            for kk in 0..<depth {
+                for ii in 0..<h { dst[kk &* mr &+ ii] = a.element(i0 + ii, kk) }
+            }
+        }
+        dst += mr * depth
+        i0 += mr
+    }
+}
+
+// MARK: - Micro-kernel
+
+/// One tile of C, `Rows × (Vectors · lane width)`: `start + Σ_k A[i, k] · B[k, j]` for `depth` values of k,
+/// A element (i, k) at `a[i·aRow + k·aDepth]`, B row k at `b + k·bDepth` (whole vectors, zero-padded), C row i
+/// at `c + i·cRowStride`, all its vectors stored whole. The sum over k is formed in registers, then the start
+/// value (C itself or the bias) is added to it.
+///
+/// Written so that the optimiser keeps all accumulators in registers: every loop over them has a constant trip
+/// count and a small body (it unrolls completely, nothing indexes them with a variable), and index arithmetic
+/// wraps (`&*`, `&+`) so no overflow check sits in the depth loop.
+@inline(__always)
+func tileKernel<Rows: StaticCount, Vectors: StaticCount>(
+    _: Rows.Type, _: Vectors.Type, depth: Int,
+    a: UnsafePointer<Double>, aRow: Int, aDepth: Int, b: UnsafePointer<Double>, bDepth: Int,
+    c: UnsafeMutablePointer<Double>, cRowStride: Int, start: ProductStart
+) {
+    let width = Lane.scalarCount
+    let rows = Rows.value, vectors = Vectors.value
+    var acc = InlineArray<24, Lane>(repeating: Lane())
+    var ap = a, bp = b
+    var k = depth
+    while k > 0 {
+        var bv = InlineArray<4, Lane>(repeating: Lane())
+        for j in 0..<vectors { bv[j] = loadLane(bp + j &* width) }
+        for i in 0..<rows {
+            let s = Lane(repeating: ap[i &* aRow])
+            for j in 0..<vectors {
+                acc[i &* vectors &+ j] = multiplyAdd(s, bv[j], acc[i &* vectors &+ j])
+            }
+        }
+        ap += aDepth
+        bp += bDepth
+        k &-= 1
+    }
+    // C = start + acc, whole vectors (a tile with a partial last vector is computed into a scratch tile; see
+    // `multiply`).
+    switch start {
+    case .zero:
+        for i in 0..<rows {
+            for j in 0..<vectors { storeLane(acc[i &* vectors &+ j], c + (i &* cRowStride &+ j &* width)) }
+        }
+    case .accumulate:
+        for i in 0..<rows {
+            for j in 0..<vectors {
+                let p = c + (i &* cRowStride &+ j &* width)
+                storeLane(loadLane(p) + acc[i &* vectors &+ j], p)
+            }
+        }
+    case let .bias(bias):
+        for j in 0..<vectors {
+            let bj = loadLane(bias + j &* width)
+            for i in 0..<rows { storeLane(acc[i &* vectors &+ j] + bj, c + (i &* cRowStride &+ j &* width)) }
+        }
+    }
+}
+
+/// C = start + tile for the first `columns` (< lane width) columns of a `(rows, ·)` tile computed into `tile`
+/// (row stride `tileRowStride`) because its only vector reaches past C's columns: a vector operation per row
+/// and a partial store.
+@inline(never)
+private func mergeEdgeTile(_ tile: UnsafePointer<Double>, tileRowStride: Int, rows: Int, columns: Int,
+                           c: UnsafeMutablePointer<Double>, cRowStride: Int, start: ProductStart) {
+    var source = tile, row = c
+    switch start {
+    case .zero:
+        for _ in 0..<rows {
+            storeLane(loadLane(source), row, count: columns)
+            source += tileRowStride; row += cRowStride
+        }
+    case .accumulate:
+        for _ in 0..<rows {
+            storeLane(loadLane(source) + loadLane(row, count: columns), row, count: columns)
+            source += tileRowStride; row += cRowStride
+        }
+    case let .bias(bias):
+        let b = loadLane(bias, count: columns)
+        for _ in 0..<rows {
+            storeLane(loadLane(source) + b, row, count: columns)
+            source += tileRowStride; row += cRowStride
+        }
+    }
+}
+
+/// `tileKernel` for one shape, compiled on its own (each shape the dispatch below names is specialised once).
+@inline(never)
+func tile<Rows: StaticCount, Vectors: StaticCount>(
+    _ r: Rows.Type, _ v: Vectors.Type, depth: Int,
+    a: UnsafePointer<Double>, aRow: Int, aDepth: Int, b: UnsafePointer<Double>, bDepth: Int,
+    c: UnsafeMutablePointer<Double>, cRowStride: Int, start: ProductStart
+) {
+    tileKernel(r, v, depth: depth, a: a, aRow: aRow, aDepth: aDepth, b: b, bDepth: bDepth,
+               c: c, cRowStride: cRowStride, start: start)
+}
+
+/// Runs the micro-kernel of exactly `rows × vectors` (1…mr, 1…nr / lane width): edge tiles do no wasted rows.
+@inline(__always)
+func runTile(rows: Int, vectors: Int, depth: Int,
+             a: UnsafePointer<Double>, aRow: Int, aDepth: Int, b: UnsafePointer<Double>, bDepth: Int,
+             c: UnsafeMutablePointer<Double>, cRowStride: Int, start: ProductStart) {
+    @inline(__always)
+    func go<R: StaticCount>(_ r: R.Type) {
+        switch vectors {
+        case 1: tile(r, Count1.self, depth: depth, a: a, aRow: aRow, aDepth: aDepth, b: b, bDepth: bDepth,
+                     c: c, cRowStride: cRowStride, start: start)
+        case 2: tile(r, Count2.self, depth: depth, a: a, aRow: aRow, aDepth: aDepth, b: b, bDepth: bDepth,
+                     c: c, cRowStride: cRowStride, start: start)
+        case 3: tile(r, Count3.self, depth: depth, a: a, aRow: aRow, aDepth: aDepth, b: b, bDepth: bDepth,
+                     c: c, cRowStride: cRowStride, start: start)
+        #if !(MINIDL_AVX512 || MINIDL_AVX2)
+        case 4: tile(r, Count4.self, depth: depth, a: a, aRow: aRow, aDepth: aDepth, b: b, bDepth: bDepth,
+                     c: c, cRowStride: cRowStride, start: start)
+        #endif
+        default: preconditionFailure("runTile: \(vectors) vectors")
+        }
+    }
+    switch rows {
+    case 1: go(Count1.self)
+    case 2: go(Count2.self)
+    case 3: go(Count3.self)
+    case 4: go(Count4.self)
+    #if MINIDL_AVX512
+    case 5: go(Count5.self)
+    case 6: go(Count6.self)
+    case 7: go(Count7.self)
+    case 8: go(Count8.self)
+    #endif
+    default: preconditionFailure("runTile: \(rows) rows")
+    }
+}

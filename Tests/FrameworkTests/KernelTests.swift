@@ -1,0 +1,385 @@
+import Foundation
+import Framework
+import TestSupport
+import XCTest
+
+/// The SIMD kernels against plain loops: the three products of a linear layer on odd shapes (edge tiles,
+/// batches that are not multiples of the SIMD width, depths over one cache block), the elementwise
+/// activations against the C library, and a whole training run of the fast path against the module API and
+/// against a straightforward implementation.
+final class KernelTests: XCTestCase {
+    var generator = Xoshiro256StarStar(seed: 2024)
+
+    /// `(rows, columns)` pairs from the issue, used as (batch, in) and (out, in) in turn.
+    let shapes = [(1, 1), (3, 5), (17, 33), (64, 64), (130, 257)]
+
+    /// The rounding bound for a sum of products: |computed − exact| ≤ rtol · Σ|terms|. A relative tolerance
+    /// on the result itself would be meaningless where the terms cancel.
+    func assertProductClose(_ actual: Matrix, _ expected: Matrix, magnitude: Matrix, rtol: Double = 1e-13,
+                            _ message: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(actual.rows, expected.rows, message, file: file, line: line)
+        XCTAssertEqual(actual.columns, expected.columns, message, file: file, line: line)
+        guard actual.shape == expected.shape else { return }
+        var worst = (index: -1, excess: 0.0)
+        for k in actual.elements.indices {
+            let excess = abs(actual.elements[k] - expected.elements[k]) - rtol * magnitude.elements[k]
+            if !(excess <= 0) && !(excess <= worst.excess) { worst = (k, excess.isNaN ? .infinity : excess) }
+        }
+        if worst.index >= 0 {
+            let k = worst.index
+            XCTFail("\(message): worst at [\(k / actual.columns), \(k % actual.columns)]: actual \(actual.elements[k]), "
+                        + "expected \(expected.elements[k]), bound \(rtol * magnitude.elements[k])", file: file, line: line)
+        }
+    }
+
+    /// Naive `y = x·Wᵀ + b` with its magnitude `|x|·|W|ᵀ + |b|`.
+    func naiveAffine(_ x: Matrix, _ w: Matrix, _ b: Matrix) -> (Matrix, Matrix) {
+        var y = Matrix(rows: x.rows, columns: w.rows), m = y
+        for n in 0..<x.rows {
+            for o in 0..<w.rows {
+                var sum = 0.0, size = 0.0
+                for i in 0..<x.columns { sum += x[n, i] * w[o, i]; size += abs(x[n, i] * w[o, i]) }
+                y[n, o] = sum + b[0, o]
+                m[n, o] = size + abs(b[0, o])
+            }
+        }
+        return (y, m)
+    }
+
+    func testAffineMatchesNaiveLoops() {
+        for (batch, inWidth) in shapes {
+            for outWidth in [1, 2, 7, 25, 33, 64, 257] {
+                let x = randomMatrix(batch, inWidth, generator: &generator)
+                let w = randomMatrix(outWidth, inWidth, generator: &generator)
+                let b = randomMatrix(1, outWidth, generator: &generator)
+                let (expected, magnitude) = naiveAffine(x, w, b)
+                let label = "affine batch \(batch), in \(inWidth), out \(outWidth)"
+                assertProductClose(Matrix.affine(x, weightTransposed: w, bias: b), expected, magnitude: magnitude, label)
+                var y = Matrix(rows: batch, columns: outWidth, repeating: .nan)  // every element must be written
+                Matrix.affine(x, weightTransposed: w, bias: b, into: &y)
+                assertProductClose(y, expected, magnitude: magnitude, label + " (into)")
+            }
+        }
+    }
+
+    func testTransposedProductMatchesNaiveLoops() {
+        for (outWidth, inWidth) in shapes {
+            for batch in [1, 2, 5, 9, 100, 300] {
+                let dY = randomMatrix(batch, outWidth, generator: &generator)
+                let x = randomMatrix(batch, inWidth, generator: &generator)
+                let start = randomMatrix(outWidth, inWidth, generator: &generator)
+                var expected = start, magnitude = start
+                for o in 0..<outWidth {
+                    for i in 0..<inWidth {
+                        var sum = 0.0, size = 0.0
+                        for n in 0..<batch { sum += dY[n, o] * x[n, i]; size += abs(dY[n, o] * x[n, i]) }
+                        expected[o, i] += sum
+                        magnitude[o, i] = size + abs(start[o, i])
+                    }
+                }
+                var dW = start
+                Matrix.accumulateTransposedProduct(dY, x, into: &dW)
+                assertProductClose(dW, expected, magnitude: magnitude, "dYᵀ·x batch \(batch), out \(outWidth), in \(inWidth)")
+            }
+        }
+    }
+
+    func testProductMatchesNaiveLoops() {
+        for (batch, outWidth) in shapes {
+            for inWidth in [1, 2, 3, 25, 31, 64, 257] {
+                let dY = randomMatrix(batch, outWidth, generator: &generator)
+                let w = randomMatrix(outWidth, inWidth, generator: &generator)
+                var expected = Matrix(rows: batch, columns: inWidth), magnitude = expected
+                for n in 0..<batch {
+                    for i in 0..<inWidth {
+                        var sum = 0.0, size = 0.0
+                        for o in 0..<outWidth { sum += dY[n, o] * w[o, i]; size += abs(dY[n, o] * w[o, i]) }
+                        expected[n, i] = sum
+                        magnitude[n, i] = size
+                    }
+                }
+                let label = "dY·W batch \(batch), out \(outWidth), in \(inWidth)"
+                assertProductClose(Matrix.product(dY, w), expected, magnitude: magnitude, label)
+                var dX = Matrix(rows: batch, columns: inWidth, repeating: .nan)
+                Matrix.product(dY, w, into: &dX)
+                assertProductClose(dX, expected, magnitude: magnitude, label + " (into)")
+            }
+        }
+    }
+
+    /// Shapes past every cache block (depth > 256, rows > 192, columns > 512) so the blocked loops and the
+    /// packed-A path run.
+    func testProductsAcrossCacheBlocks() {
+        for (batch, inWidth, outWidth) in [(200, 300, 40), (3, 5, 1100), (20, 270, 560)] {
+            let x = randomMatrix(batch, inWidth, generator: &generator)
+            let w = randomMatrix(outWidth, inWidth, generator: &generator)
+            let b = randomMatrix(1, outWidth, generator: &generator)
+            let (expected, magnitude) = naiveAffine(x, w, b)
+            assertProductClose(Matrix.affine(x, weightTransposed: w, bias: b), expected, magnitude: magnitude,
+                               "affine batch \(batch), in \(inWidth), out \(outWidth)")
+        }
+    }
+
+    func testEmptyShapes() {
+        let x = Matrix(rows: 3, columns: 0), w = Matrix(rows: 2, columns: 0), b = Matrix([[1, 2]])
+        XCTAssertEqual(Matrix.affine(x, weightTransposed: w, bias: b), Matrix([[1, 2], [1, 2], [1, 2]]), "an empty sum is the bias")
+        var dX = Matrix(rows: 3, columns: 2, repeating: .nan)
+        Matrix.product(Matrix(rows: 3, columns: 0), Matrix(rows: 0, columns: 2), into: &dX)
+        XCTAssertEqual(dX, Matrix(rows: 3, columns: 2), "an empty sum is zero, also into a kept matrix")
+        XCTAssertEqual(Matrix.affine(Matrix(rows: 0, columns: 2), weightTransposed: Matrix(rows: 3, columns: 2),
+                                     bias: Matrix(rows: 1, columns: 3)).shape.rows, 0)
+        var dW = Matrix([[1, 2]])
+        Matrix.accumulateTransposedProduct(Matrix(rows: 0, columns: 1), Matrix(rows: 0, columns: 2), into: &dW)
+        XCTAssertEqual(dW, Matrix([[1, 2]]), "an empty batch adds nothing")
+    }
+
+    // MARK: Elementwise kernels
+
+    /// Units in the last place between `a` and `b` (0 when both are NaN or equal).
+    func ulps(_ a: Double, _ b: Double) -> Double {
+        if a == b || (a.isNaN && b.isNaN) { return 0 }
+        return abs(a - b) / max(b.ulp, Double.leastNonzeroMagnitude)
+    }
+
+    /// Inputs spread over the ranges where each formula changes, plus the special values.
+    func activationInputs() -> [Double] {
+        var values: [Double] = [0, -0.0, 1e-300, -1e-300, 1e-8, 0.625, -0.625, 0.6249999999, 20, -20, 354, -354,
+                                709, -709, 745, -746, .infinity, -.infinity, .nan]
+        for _ in 0..<2000 { values.append(generator.uniform(-30, 30)) }
+        for _ in 0..<2000 { values.append(generator.uniform(-1, 1)) }
+        return values
+    }
+
+    func testTanhWithinTwoUlpOfTheCLibrary() {
+        let x = activationInputs()
+        let y = Tanh().forward(Matrix(rows: 1, columns: x.count, elements: x))
+        for (k, v) in x.enumerated() {
+            let expected = Foundation.tanh(v)
+            XCTAssertLessThanOrEqual(ulps(y.elements[k], expected), 2, "tanh(\(v)) = \(y.elements[k]), C library \(expected)")
+            if v == 0 { XCTAssertEqual(y.elements[k].sign, v.sign, "tanh keeps the sign of zero") }
+        }
+    }
+
+    func testSigmoidWithinThreeUlpOfTheCLibraryFormula() {
+        let x = activationInputs()
+        let y = Sigmoid().forward(Matrix(rows: 1, columns: x.count, elements: x))
+        for (k, v) in x.enumerated() {
+            let expected = 1 / (1 + Foundation.exp(-v))
+            XCTAssertLessThanOrEqual(ulps(y.elements[k], expected), 3, "σ(\(v)) = \(y.elements[k]), expected \(expected)")
+        }
+    }
+
+    // MARK: Training: the fast path against the module API and against plain loops
+
+    /// The seeds' network 2-25-25-25-2 (Linear, ReLU, Linear, Tanh, Linear, Sigmoid, Linear) from `seed`.
+    func seedsNetwork(seed: UInt64, last: Module? = nil) throws -> Sequential {
+        var g = Xoshiro256StarStar(seed: seed)
+        var modules: [Module] = [Linear(2, 25, generator: &g), ReLU(), Linear(25, 25, generator: &g), Tanh(),
+                                 Linear(25, 25, generator: &g), Sigmoid(), Linear(25, 2, generator: &g)]
+        if let last { modules.append(last) }
+        return try Sequential(modules)
+    }
+
+    /// One step through the module API, as `Trainer.fit` ran before `TrainingStep`: returns the batch loss.
+    func plainStep(_ model: Module, _ loss: Loss, _ optimizer: Optimizer, _ data: Dataset, _ rows: ArraySlice<Int>) -> Double {
+        let x = data.inputs.gatheringRows(rows), t = data.targets.gatheringRows(rows)
+        model.zeroGradients()
+        let y = model.forward(x)
+        let value = loss.value(predictions: y, targets: t)
+        _ = model.backward(loss.gradient(predictions: y, targets: t))
+        optimizer.step(model.parameters)
+        return value
+    }
+
+    /// Trains two copies of a network, one through `TrainingStep` and one through the module API, on the same
+    /// batches; every batch loss and every final parameter must agree to `rtol`.
+    func assertFastPathMatchesModuleAPI(makeModel: () throws -> Module, loss: Loss, makeOptimizer: () throws -> Optimizer,
+                                        targetWidth: Int = 2, batchSize: Int, steps: Int, rtol: Double = 1e-12,
+                                        file: StaticString = #filePath, line: UInt = #line) throws {
+        var g = Xoshiro256StarStar(seed: 77)
+        let data = Dataset.disk(count: 103, targetWidth: targetWidth, generator: &g)
+        let fast = try makeModel(), plain = try makeModel()
+        let fastOptimizer = try makeOptimizer(), plainOptimizer = try makeOptimizer()
+        let step = try XCTUnwrap(TrainingStep(model: fast, loss: loss), "TrainingStep accepts \(fast) with \(loss)",
+                                 file: file, line: line)
+        let parameters = fast.parameters
+        var start = 0
+        for s in 0..<steps {
+            let rows = Array(0..<data.count)[start..<min(start + batchSize, data.count)]
+            start = rows.endIndex == data.count ? 0 : rows.endIndex
+            let fastLoss = step.forward(inputs: data.inputs, targets: data.targets, rows: rows)
+            step.backward()
+            fastOptimizer.step(parameters)
+            let plainLoss = plainStep(plain, loss, plainOptimizer, data, rows)
+            assertClose(fastLoss, plainLoss, rtol: rtol, "\(loss) loss at step \(s + 1)", file: file, line: line)
+        }
+        for (a, b) in zip(fast.parameters, plain.parameters) {
+            assertClose(a.value, b.value, rtol: rtol, atol: rtol, "\(a.name) after \(steps) steps", file: file, line: line)
+            assertClose(a.gradient, b.gradient, rtol: 1e-9, atol: 1e-12, "gradient of \(a.name)", file: file, line: line)
+        }
+    }
+
+    func testTrainingStepMatchesModuleAPIOnTheSeedsNetwork() throws {
+        for batchSize in [1, 5, 7, 100] {
+            try assertFastPathMatchesModuleAPI(makeModel: { try self.seedsNetwork(seed: 3) }, loss: MSELoss(),
+                                               makeOptimizer: { try SGD(learningRate: 0.1) }, batchSize: batchSize, steps: 60)
+        }
+    }
+
+    func testTrainingStepMatchesModuleAPIForEveryLossAndActivation() throws {
+        let makeDeep = { () throws -> Module in
+            var g = Xoshiro256StarStar(seed: 9)
+            return try Sequential([Linear(2, 9, generator: &g), LeakyReLU(slope: 0.1), Linear(9, 17, generator: &g), Tanh(),
+                                   try Sequential([Linear(17, 4, generator: &g), LeakyReLU(slope: -0.5)]),
+                                   Linear(4, 2, generator: &g)])
+        }
+        try assertFastPathMatchesModuleAPI(makeModel: makeDeep, loss: MAELoss(), makeOptimizer: { try Adam(learningRate: 0.01) },
+                                           batchSize: 6, steps: 40)
+        try assertFastPathMatchesModuleAPI(makeModel: makeDeep, loss: CrossEntropyLoss(),
+                                           makeOptimizer: { try SGD(learningRate: 0.05, momentum: 0.9, nesterov: true) },
+                                           batchSize: 9, steps: 40)
+        try assertFastPathMatchesModuleAPI(makeModel: { try self.seedsNetwork(seed: 4, last: Sigmoid()) }, loss: BCELoss(),
+                                           makeOptimizer: { try SGD(learningRate: 0.1, momentum: 0.5, dampening: 0.1, weightDecay: 0.01) },
+                                           batchSize: 4, steps: 40)
+        var g = Xoshiro256StarStar(seed: 5)
+        let single = Linear(2, 1, generator: &g)
+        try assertFastPathMatchesModuleAPI(makeModel: { Linear(weight: single.weight.value, bias: single.bias.value) }, loss: MSELoss(),
+                                           makeOptimizer: { try SGD(learningRate: 0.1) }, targetWidth: 1, batchSize: 3, steps: 20)
+    }
+
+    func testTrainingStepDeclinesWhatItCannotRun() throws {
+        var g = Xoshiro256StarStar(seed: 1)
+        let shared = Linear(3, 3, generator: &g)
+        XCTAssertNil(TrainingStep(model: try Sequential([shared, Tanh(), shared]), loss: MSELoss()), "a Linear used twice")
+        XCTAssertNil(TrainingStep(model: try seedsNetwork(seed: 1), loss: HalfMSE()), "a loss it does not know")
+        XCTAssertNotNil(TrainingStep(model: try seedsNetwork(seed: 1), loss: MSELoss()))
+    }
+
+    /// `Trainer.fit` (which runs `TrainingStep`) against a straightforward implementation of the same training:
+    /// triple loops summed in order, the C library's tanh and exp, plain SGD. Losses agree to 1e-12 relative.
+    func testTrainerMatchesAStraightforwardImplementation() throws {
+        var g = Xoshiro256StarStar(seed: 21)
+        let train = Dataset.disk(count: 200, targetWidth: 2, generator: &g)
+        let test = Dataset.disk(count: 50, targetWidth: 2, generator: &g)
+        let model = try seedsNetwork(seed: 8)
+        let layers = model.modules.compactMap { $0 as? Linear }.map { (w: $0.weight.value, b: $0.bias.value) }
+        let trace = Trainer(epochs: 4, batchSize: 10, order: .shuffled(seed: 2))
+            .fit(model, loss: MSELoss(), optimizer: try SGD(learningRate: 0.5), train: train, test: test)
+        var naive = NaiveSeedsNetwork(layers: layers)
+        let expected = naive.train(train: train, test: test, epochs: 4, batchSize: 10,
+                                                               orders: BatchOrder.shuffled(seed: 2).orders(count: 200, epochs: 4),
+                                                               learningRate: 0.5)
+        XCTAssertEqual(trace.epochs.count, expected.count)
+        for (got, want) in zip(trace.epochs, expected) {
+            assertClose(got.trainLoss, want.train, rtol: 1e-12, "train loss, epoch \(got.epoch)")
+            assertClose(got.testLoss, want.test, rtol: 1e-12, "test loss, epoch \(got.epoch)")
+        }
+        XCTAssertLessThan(trace.epochs.last!.trainLoss, trace.epochs[0].trainLoss, "it trained")
+    }
+}
+
+/// MSE halved: a loss `TrainingStep` does not know.
+private struct HalfMSE: Loss {
+    var description: String { "HalfMSE" }
+    func value(predictions: Matrix, targets: Matrix) -> Double { MSELoss().value(predictions: predictions, targets: targets) / 2 }
+    func gradient(predictions: Matrix, targets: Matrix) -> Matrix {
+        var g = MSELoss().gradient(predictions: predictions, targets: targets)
+        for k in g.elements.indices { g.elements[k] /= 2 }
+        return g
+    }
+}
+
+/// The seeds' network trained the plain way: `[[Double]]`, loops in index order, Foundation's tanh and exp.
+private struct NaiveSeedsNetwork {
+    var weights: [[[Double]]]
+    var biases: [[Double]]
+
+    init(layers: [(w: Matrix, b: Matrix)]) {
+        weights = layers.map { $0.w.rowArrays }
+        biases = layers.map { $0.b.elements }
+    }
+
+    /// Activations after layers 0, 1, 2: ReLU, Tanh, Sigmoid; none after the last.
+    static func activate(_ x: Double, _ layer: Int) -> Double {
+        switch layer {
+        case 0: return x > 0 ? x : 0
+        case 1: return Foundation.tanh(x)
+        case 2: return 1 / (1 + Foundation.exp(-x))
+        default: return x
+        }
+    }
+
+    /// f′ from the activation's output y (ReLU: y > 0 ⇔ x > 0).
+    static func derivative(_ y: Double, _ layer: Int) -> Double {
+        switch layer {
+        case 0: return y > 0 ? 1 : 0
+        case 1: return 1 - y * y
+        case 2: return y * (1 - y)
+        default: return 1
+        }
+    }
+
+    /// Outputs of every layer (after its activation) for one sample; element 0 is the input.
+    func forward(_ input: [Double]) -> [[Double]] {
+        var outs = [input]
+        for l in weights.indices {
+            let x = outs.last!
+            var y = [Double](repeating: 0, count: weights[l].count)
+            for o in y.indices {
+                var sum = 0.0
+                for i in x.indices { sum += x[i] * weights[l][o][i] }
+                y[o] = NaiveSeedsNetwork.activate(sum + biases[l][o], l)
+            }
+            outs.append(y)
+        }
+        return outs
+    }
+
+    func meanSquaredError(_ data: Dataset) -> Double {
+        var sum = 0.0
+        for n in 0..<data.count {
+            let y = forward(data.inputs.rowArrays[n]).last!
+            for c in y.indices { let d = y[c] - data.targets[n, c]; sum += d * d }
+        }
+        return sum / Double(data.count * data.targets.columns)
+    }
+
+    mutating func train(train: Dataset, test: Dataset, epochs: Int, batchSize: Int, orders: [[Int]],
+                        learningRate: Double) -> [(train: Double, test: Double)] {
+        var result = [(meanSquaredError(train), meanSquaredError(test))]
+        for epoch in 0..<epochs {
+            var start = 0
+            while start < train.count {
+                let rows = orders[epoch][start..<min(start + batchSize, train.count)]
+                start += rows.count
+                var dW = weights.map { $0.map { $0.map { _ in 0.0 } } }, dB = biases.map { $0.map { _ in 0.0 } }
+                let scale = 2 / Double(rows.count * train.targets.columns)
+                for n in rows {
+                    let outs = forward(train.inputs.rowArrays[n])
+                    var d = outs.last!.indices.map { scale * (outs.last![$0] - train.targets[n, $0]) }
+                    for l in weights.indices.reversed() {
+                        let y = outs[l + 1], x = outs[l]
+                        for o in d.indices { d[o] *= NaiveSeedsNetwork.derivative(y[o], l) }
+                        var dx = [Double](repeating: 0, count: x.count)
+                        for o in d.indices {
+                            dB[l][o] += d[o]
+                            for i in x.indices {
+                                dW[l][o][i] += d[o] * x[i]
+                                dx[i] += d[o] * weights[l][o][i]
+                            }
+                        }
+                        d = dx
+                    }
+                }
+                for l in weights.indices {
+                    for o in weights[l].indices {
+                        for i in weights[l][o].indices { weights[l][o][i] -= learningRate * dW[l][o][i] }
+                        biases[l][o] -= learningRate * dB[l][o]
+                    }
+                }
+            }
+            result.append((meanSquaredError(train), meanSquaredError(test)))
+        }
+        return result
+    }
+}
