@@ -1,22 +1,50 @@
 # The project's commands. `make run` and `make test` are the README's quick start; each first makes sure
 # GSL is installed (scripts/ensure-gsl.sh installs libgsl-dev with apt-get when pkg-config cannot find it).
 #
-#   make run ARGS="--suite seeds"   the main job: `compare`, release build
-#   make test                       the whole XCTest suite (what .ci/run runs)
+#   make run ARGS="--suite seeds"   the main job: `compare`, release build for this machine's CPU
+#                                   (NATIVE=0 make run: the portable release build)
+#   make test                       the whole XCTest suite (what .ci/run runs); portable build
+#   make bench ARGS="--json b.json" training and product-kernel throughput, built for this machine's CPU
+#   make bench-portable             the same benchmark, portable build (no -target-cpu; in .build-portable)
+#   make bench-torch                PyTorch on the same workloads (needs `pip install torch`)
 #   make sanitize                   the suite under AddressSanitizer, parallel rounds under ThreadSanitizer
 #   make fuzz FUZZ_SECONDS=600      libFuzzer on experiment files (docs/hardening.md)
+#
+# `make run` and `make bench` build with host-CPU flags in their own scratch directory (.build-native), so they
+# never clobber the portable build that `swift test` uses. The flags are passed on the command line only:
+# Package.swift stays free of unsafe flags, so the package remains usable as a dependency.
+#   -target-cpu native            let the compiler use every instruction this CPU has (AVX-512, FMA, ...)
+#   -DMINIDL_AVX512 / MINIDL_AVX2  pick Framework's kernel shape for that CPU (Sources/Framework/Kernels.swift)
+#   -DMINIDL_NATIVE_CPU           lets `bench` report that the build targeted the host CPU
+#   --export-dynamic-symbol=...   lets `bench` count heap allocations (Sources/CAllocationCounter)
+# OPENBLAS_CORETYPE (default SkylakeX on AVX-512 machines) and OPENBLAS_NUM_THREADS=1 apply to the OpenBLAS
+# that `bench` loads for comparison; override them on the command line.
 
 SWIFT ?= swift
+PYTHON ?= python3
 ARGS ?=
 FUZZ_SECONDS ?= 60
+NATIVE ?= 1
 
-.PHONY: run test deps sanitize fuzz
+CPU_FLAGS := $(shell grep -m1 '^flags' /proc/cpuinfo 2>/dev/null)
+ifneq ($(filter avx512f,$(CPU_FLAGS)),)
+  KERNEL_DEFINE := -Xswiftc -DMINIDL_AVX512
+  OPENBLAS_CORETYPE ?= SkylakeX
+else ifneq ($(and $(filter avx2,$(CPU_FLAGS)),$(filter fma,$(CPU_FLAGS))),)
+  KERNEL_DEFINE := -Xswiftc -DMINIDL_AVX2
+endif
+NATIVE_FLAGS := -Xswiftc -target-cpu -Xswiftc native -Xswiftc -DMINIDL_NATIVE_CPU $(KERNEL_DEFINE)
+COUNTING_MALLOC := $(foreach f,malloc calloc realloc memalign aligned_alloc posix_memalign,-Xlinker --export-dynamic-symbol=$(f))
+BENCH_ENV := OPENBLAS_NUM_THREADS=1 $(if $(OPENBLAS_CORETYPE),OPENBLAS_CORETYPE=$(OPENBLAS_CORETYPE))
+RUN_FLAGS := $(if $(filter 1,$(NATIVE)),--scratch-path .build-native $(NATIVE_FLAGS))
+
+.PHONY: run test deps sanitize fuzz bench bench-portable bench-torch
 
 deps:
 	@scripts/ensure-gsl.sh
 
 run: deps
-	$(SWIFT) run -c release compare $(ARGS)
+	$(SWIFT) run -c release $(RUN_FLAGS) compare $(ARGS)
 
 test: deps
 	$(SWIFT) test --disable-swift-testing
@@ -52,3 +80,12 @@ fuzz: deps
 	cp fuzz/corpus/*.json fixtures/pytorch/*.experiment.json .build-fuzz/corpus/
 	.build-fuzz/release/FuzzExperiment .build-fuzz/corpus -dict=fuzz/experiment.dict -max_len=150000 \
 	  -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=4096 -artifact_prefix=.build-fuzz/ -print_final_stats=1
+
+bench: deps
+	$(BENCH_ENV) $(SWIFT) run -c release --scratch-path .build-native $(NATIVE_FLAGS) $(COUNTING_MALLOC) bench $(ARGS)
+
+bench-portable: deps
+	$(BENCH_ENV) $(SWIFT) run -c release --scratch-path .build-portable $(COUNTING_MALLOC) bench $(ARGS)
+
+bench-torch:
+	$(PYTHON) scripts/bench_torch.py $(ARGS)

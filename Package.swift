@@ -25,6 +25,7 @@ let package = Package(
         .library(name: "Framework", targets: ["Framework"]),
         .library(name: "Reference", targets: ["Reference"]),
         .executable(name: "compare", targets: ["Compare"]),
+        .executable(name: "bench", targets: ["Bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -52,6 +53,13 @@ let package = Package(
 
         // MARK: Fuzzing: `make fuzz` builds this with libFuzzer (-DFUZZING); a plain build replays inputs.
         .executableTarget(name: "FuzzExperiment", dependencies: ["CompareCore"]),
+
+        // MARK: bench: training throughput of Framework beside Reference, and its product kernel beside GSL's dgemm.
+        // Host-CPU flags are not set here (a dependency may not use unsafe flags): `make bench` passes them.
+        .executableTarget(name: "Bench", dependencies: ["Framework", "Reference", "CGSL", "CAllocationCounter", "CompareCore"],
+                          linkerSettings: referenceLinker),
+        // A counting malloc for bench's "allocations per step" (see its README); linked into bench only.
+        .target(name: "CAllocationCounter"),
 
         // MARK: Tests
         .target(name: "TestSupport", dependencies: ["Framework"], path: "Tests/TestSupport"),

@@ -1,0 +1,134 @@
+import Framework
+
+/// A training workload: an MLP on the 1000-point disk data set, MSE, plain SGD, a fixed batch size.
+struct Workload {
+    /// Short key used in the JSON and by scripts/bench_torch.py: `"seeds-b5"`, `"tanh256-b128"`.
+    var key: String
+    /// For the table: `"2-25-25-25-2 batch 5"`.
+    var title: String
+    /// Layer widths, input first: `[2, 25, 25, 25, 2]`.
+    var widths: [Int]
+    /// The activation after each hidden Linear (widths.count − 2 of them).
+    var activations: [Activation]
+    var batchSize: Int
+    /// Optimizer steps per timed repetition.
+    var steps: Int
+    /// Samples per second of PyTorch 2.15 on CPU, one thread, float64, from the project issue "Speed".
+    var pytorchIssueFigure: Double
+
+    enum Activation: String {
+        case relu, tanh, sigmoid
+    }
+
+    /// The issue's six workloads. Step counts give each repetition roughly a quarter of a second or more.
+    static let all: [Workload] = [
+        Workload(key: "seeds-b1", title: "2-25-25-25-2 batch 1", widths: [2, 25, 25, 25, 2],
+                 activations: [.relu, .tanh, .sigmoid], batchSize: 1, steps: 200_000, pytorchIssueFigure: 1_400),
+        Workload(key: "seeds-b5", title: "2-25-25-25-2 batch 5", widths: [2, 25, 25, 25, 2],
+                 activations: [.relu, .tanh, .sigmoid], batchSize: 5, steps: 100_000, pytorchIssueFigure: 7_900),
+        Workload(key: "seeds-b100", title: "2-25-25-25-2 batch 100", widths: [2, 25, 25, 25, 2],
+                 activations: [.relu, .tanh, .sigmoid], batchSize: 100, steps: 10_000, pytorchIssueFigure: 141_000),
+        Workload(key: "seeds-b1000", title: "2-25-25-25-2 batch 1000", widths: [2, 25, 25, 25, 2],
+                 activations: [.relu, .tanh, .sigmoid], batchSize: 1000, steps: 1_000, pytorchIssueFigure: 547_000),
+        Workload(key: "tanh256-b128", title: "2-256-256-256-2 tanh batch 128", widths: [2, 256, 256, 256, 2],
+                 activations: [.tanh, .tanh, .tanh], batchSize: 128, steps: 400, pytorchIssueFigure: 34_000),
+        Workload(key: "tanh1024-b128", title: "2-1024-1024-1024-2 tanh batch 128", widths: [2, 1024, 1024, 1024, 2],
+                 activations: [.tanh, .tanh, .tanh], batchSize: 128, steps: 40, pytorchIssueFigure: 2_100),
+    ]
+
+    /// The learning rate of the SGD steps: small enough that no workload diverges (which would time NaNs).
+    static let learningRate = 0.01
+
+    /// The training data: 1000 points of `Dataset.disk`, one-hot targets, seed 1.
+    static func data() -> Dataset {
+        var g = Xoshiro256StarStar(seed: 1, stream: 1)
+        return Dataset.disk(count: 1000, targetWidth: 2, generator: &g)
+    }
+
+    /// The Framework model, PyTorch-default initialisation from seed 1, stream 2.
+    func frameworkModel() -> Sequential {
+        var g = Xoshiro256StarStar(seed: 1, stream: 2)
+        var modules: [Module] = []
+        for i in 0..<(widths.count - 1) {
+            modules.append(Linear(widths[i], widths[i + 1], generator: &g))
+            if i < activations.count {
+                switch activations[i] {
+                case .relu: modules.append(ReLU())
+                case .tanh: modules.append(Tanh())
+                case .sigmoid: modules.append(Sigmoid())
+                }
+            }
+        }
+        return try! Sequential(modules)
+    }
+
+    /// Consecutive batches over `count` samples in file order, the last of each pass smaller, as `Trainer`
+    /// takes them; wraps around.
+    struct Batches {
+        let order: [Int]
+        let batchSize: Int
+        var position = 0
+
+        mutating func next() -> ArraySlice<Int> {
+            let end = min(position + batchSize, order.count)
+            defer { position = end == order.count ? 0 : end }
+            return order[position..<end]
+        }
+    }
+}
+
+/// One timed measurement of a training loop.
+struct Throughput {
+    /// Samples per second of each repetition (wall clock).
+    var repetitions: [Double]
+    /// Samples per CPU second of each repetition (the thread's CPU time).
+    var cpuRepetitions: [Double] = []
+    /// Heap allocations per optimizer step during the timed repetitions (after the warm-up).
+    var allocationsPerStep: Double
+    /// The loss of the last step (a check that training ran on finite numbers).
+    var lastLoss: Double
+
+    var median: Double { repetitions.sorted()[repetitions.count / 2] }
+    var best: Double { repetitions.max()! }
+    var cpuMedian: Double { cpuRepetitions.sorted()[cpuRepetitions.count / 2] }
+}
+
+/// Framework's training-step throughput: `TrainingStep` forward/backward and `SGD.step`, exactly the loop
+/// `Trainer.fit` runs for each batch (without its per-epoch evaluation).
+func frameworkThroughput(_ workload: Workload, data: Dataset, repetitions: Int, scale: Double) -> Throughput {
+    let model = workload.frameworkModel()
+    let parameters = model.parameters
+    let step = TrainingStep(model: model, loss: MSELoss())!
+    let sgd = try! SGD(learningRate: Workload.learningRate)
+    var batches = Workload.Batches(order: Array(0..<data.count), batchSize: workload.batchSize)
+    var lastLoss = 0.0
+
+    func run(_ steps: Int) -> Int {
+        var samples = 0
+        for _ in 0..<steps {
+            let rows = batches.next()
+            lastLoss = step.forward(inputs: data.inputs, targets: data.targets, rows: rows)
+            precondition(lastLoss.isFinite, "\(workload.key): loss \(lastLoss)")
+            step.backward()
+            sgd.step(parameters)
+            samples += rows.count
+        }
+        return samples
+    }
+
+    let steps = max(1, Int(Double(workload.steps) * scale))
+    _ = run(max(2, steps / 10))  // warm-up: first-step allocations, caches, page faults
+    var rates: [Double] = [], cpuRates: [Double] = []
+    var allocations = 0
+    for _ in 0..<repetitions {
+        let before = allocationCount
+        let start = now(), cpuStart = threadCPUTime()
+        let samples = run(steps)
+        let seconds = now() - start, cpuSeconds = threadCPUTime() - cpuStart
+        allocations += allocationCount - before
+        rates.append(Double(samples) / seconds)
+        cpuRates.append(Double(samples) / cpuSeconds)
+    }
+    return Throughput(repetitions: rates, cpuRepetitions: cpuRates,
+                      allocationsPerStep: Double(allocations) / Double(steps * repetitions), lastLoss: lastLoss)
+}
