@@ -3,6 +3,7 @@
 
 import CompareCore
 import Foundation
+import TestSupport
 import XCTest
 
 /// A model that fits 2-wide inputs and 2-wide targets: linear 2 → 2.
@@ -325,14 +326,7 @@ final class ExperimentFileTests: XCTestCase {
     // MARK: Accepted files
 
     func testPyTorchFixturesDecode() throws {
-        let directory = URL(fileURLWithPath: #filePath)
-            .deletingLastPathComponent()  // CompareTests
-            .deletingLastPathComponent()  // Tests
-            .deletingLastPathComponent()  // package root
-            .appendingPathComponent("../shared/pytorch").standardized
-        guard FileManager.default.fileExists(atPath: directory.path) else {
-            throw XCTSkip("no PyTorch fixtures at \(directory.path)")
-        }
+        let directory = TestPaths.fixtures.appendingPathComponent("pytorch")
         let files = try FileManager.default.contentsOfDirectory(atPath: directory.path)
             .filter { $0.hasSuffix(".experiment.json") }.sorted()
         XCTAssertEqual(files.count, 9, "\(files)")
@@ -353,9 +347,7 @@ final class ExperimentFileTests: XCTestCase {
     }
 
     func testTorch0IsTheOriginalTask() throws {
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("../shared/pytorch/torch-0.experiment.json")
-        guard FileManager.default.fileExists(atPath: url.path) else { throw XCTSkip("no torch-0 fixture") }
+        let url = TestPaths.fixtures.appendingPathComponent("pytorch/torch-0.experiment.json")
         let experiment = try Experiment.load(contentsOf: url)
         XCTAssertEqual(experiment.seed, 0)
         XCTAssertEqual(experiment.loss, .mse)
