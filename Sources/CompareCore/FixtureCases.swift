@@ -62,8 +62,8 @@ public func recordFixtures(mode: RecordMode, directory: URL, command: String, on
     let tolerances = Fixture.FixtureTolerances(rtol: 1e-10, atol: 1e-14, accuracy: 0)
     for fixtureCase in fixtureCases where only?.contains(fixtureCase.name) ?? true {
         let url = directory.appendingPathComponent("\(fixtureCase.name).fixture.json")
-        let previous = FileManager.default.fileExists(atPath: url.path) ? try? Fixture.load(contentsOf: url).fixture : nil
         let exists = FileManager.default.fileExists(atPath: url.path)
+        let previous = exists ? try? Fixture.load(contentsOf: url).fixture : nil
         let outcome = try runFramework(MaterializedRound(fixtureCase.experiment, round: 0))
         let changes = previous?.compare(outcome: outcome, engine: .framework) ?? []
         switch mode {
