@@ -10,12 +10,11 @@ final class AtomicWriteTests: XCTestCase {
     var scratch: URL!
 
     override func setUpWithError() throws {
-        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("atomic-tests-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        scratch = try makeScratchDirectory("atomic-tests")
     }
 
     override func tearDownWithError() throws {
-        if let scratch { try? FileManager.default.removeItem(at: scratch) }
+        removeScratchDirectory(scratch)
     }
 
     private struct EncoderFailure: Error {}

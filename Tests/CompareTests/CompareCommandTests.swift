@@ -8,12 +8,11 @@ final class CompareCommandTests: XCTestCase {
     var scratch: URL!
 
     override func setUpWithError() throws {
-        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("compare-tests-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        scratch = try makeScratchDirectory("compare-tests")
     }
 
     override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: scratch)
+        removeScratchDirectory(scratch)
     }
 
     func write(_ name: String, _ text: String) throws -> String {

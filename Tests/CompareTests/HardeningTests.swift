@@ -100,15 +100,11 @@ final class HardeningTests: XCTestCase {
     var scratch: URL!
 
     override func setUpWithError() throws {
-        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("hardening-tests-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        scratch = try makeScratchDirectory("hardening-tests")
     }
 
     override func tearDownWithError() throws {
-        if let scratch {
-            chmod(scratch.path, 0o755)
-            try? FileManager.default.removeItem(at: scratch)
-        }
+        removeScratchDirectory(scratch)
     }
 
     func write(_ name: String, _ text: String) throws -> String {

@@ -37,3 +37,18 @@ public func runProcess(_ executable: URL, _ arguments: [String], in directory: U
     let status: Int32? = process.terminationReason == .exit ? process.terminationStatus : nil
     return (status, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
 }
+
+/// A fresh, empty folder under the system's temporary directory, named `prefix-UUID`, for one test's files.
+/// Remove it with `removeScratchDirectory` in `tearDown` (it restores permissions a test may have taken away).
+public func makeScratchDirectory(_ prefix: String) throws -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+/// Removes a folder made by `makeScratchDirectory`, after making it writable again.
+public func removeScratchDirectory(_ url: URL?) {
+    guard let url else { return }
+    try? FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: url.path)
+    try? FileManager.default.removeItem(at: url)
+}
