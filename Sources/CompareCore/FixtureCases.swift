@@ -78,7 +78,7 @@ public func recordFixtures(mode: RecordMode, directory: URL, command: String, on
         let fixture = Fixture(
             format: Fixture.formatName, version: Fixture.currentVersion, name: fixtureCase.name, covers: fixtureCase.covers,
             experiment: try JSONObject(fixtureCase.experiment.jsonObject()), round: 0,
-            expected: .init(epochs: outcome.epochs.map(EpochRecord.init),
+            expected: .init(epochs: outcome.epochs,
                             divergence: outcome.divergence.map { DivergenceRecord(epoch: $0.epoch, batch: $0.batch, loss: $0.loss) },
                             parameters: Fixture.summaries(outcome.finalParameters)),
             tolerances: tolerances,

@@ -5,22 +5,8 @@ import Framework
 // Shape: {"experiments": [{"name", "rounds": [{"seed", "engines": {"framework": {"seconds", "epochs": [...]},
 // "reference": {...}}, "parity": {...}}]}], "blas", "verdict"}. Epoch 0 is the evaluation before any update.
 
-/// One epoch's metrics as written in reports and fixtures.
-public struct EpochRecord: Codable, Equatable, Sendable {
-    public var epoch: Int
-    public var trainLoss: Double
-    public var testLoss: Double
-    public var trainAccuracy: Double
-    public var testAccuracy: Double
-
-    public init(_ m: EpochMetrics) {
-        epoch = m.epoch; trainLoss = m.trainLoss; testLoss = m.testLoss
-        trainAccuracy = m.trainAccuracy; testAccuracy = m.testAccuracy
-    }
-    public var metrics: EpochMetrics {
-        EpochMetrics(epoch: epoch, trainLoss: trainLoss, testLoss: testLoss, trainAccuracy: trainAccuracy, testAccuracy: testAccuracy)
-    }
-}
+/// One epoch's metrics as written in reports and fixtures: Framework's `EpochMetrics`, which is Codable.
+public typealias EpochRecord = EpochMetrics
 
 /// Where an engine diverged (1-based epoch and batch) and the loss it saw.
 public struct DivergenceRecord: Codable, Equatable, Sendable {
@@ -38,11 +24,11 @@ public struct EngineRecord: Codable, Equatable, Sendable {
 
     public init(_ outcome: EngineOutcome) {
         seconds = outcome.seconds
-        epochs = outcome.epochs.map(EpochRecord.init)
+        epochs = outcome.epochs
         divergence = outcome.divergence.map { DivergenceRecord(epoch: $0.epoch, batch: $0.batch, loss: $0.loss) }
     }
     public var trace: (epochs: [EpochMetrics], divergence: Divergence?) {
-        (epochs.map(\.metrics), divergence.map { Divergence(epoch: $0.epoch, batch: $0.batch, loss: $0.loss) })
+        (epochs, divergence.map { Divergence(epoch: $0.epoch, batch: $0.batch, loss: $0.loss) })
     }
     public var last: EpochRecord? { epochs.last }
 }

@@ -1,5 +1,5 @@
 /// Loss and accuracy on the whole train and test sets after `epoch` epochs (epoch 0: before any update).
-public struct EpochMetrics: Equatable, Sendable {
+public struct EpochMetrics: Equatable, Sendable, Codable {
     public var epoch: Int
     public var trainLoss: Double
     public var testLoss: Double
