@@ -79,7 +79,7 @@ public func recordFixtures(mode: RecordMode, directory: URL, command: String, on
             format: Fixture.formatName, version: Fixture.currentVersion, name: fixtureCase.name, covers: fixtureCase.covers,
             experiment: try JSONObject(fixtureCase.experiment.jsonObject()), round: 0,
             expected: .init(epochs: outcome.epochs,
-                            divergence: outcome.divergence.map { DivergenceRecord(epoch: $0.epoch, batch: $0.batch, loss: $0.loss) },
+                            divergence: outcome.divergence,
                             parameters: Fixture.summaries(outcome.finalParameters)),
             tolerances: tolerances,
             provenance: .init(recordedBy: "Framework", swift: swiftVersion, blas: "not used (recorded from Framework)",

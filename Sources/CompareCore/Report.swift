@@ -9,11 +9,7 @@ import Framework
 public typealias EpochRecord = EpochMetrics
 
 /// Where an engine diverged (1-based epoch and batch) and the loss it saw.
-public struct DivergenceRecord: Codable, Equatable, Sendable {
-    public var epoch: Int
-    public var batch: Int
-    public var loss: Double
-}
+public typealias DivergenceRecord = Divergence
 
 /// One engine's run in one round.
 public struct EngineRecord: Codable, Equatable, Sendable {
@@ -25,10 +21,10 @@ public struct EngineRecord: Codable, Equatable, Sendable {
     public init(_ outcome: EngineOutcome) {
         seconds = outcome.seconds
         epochs = outcome.epochs
-        divergence = outcome.divergence.map { DivergenceRecord(epoch: $0.epoch, batch: $0.batch, loss: $0.loss) }
+        divergence = outcome.divergence
     }
     public var trace: (epochs: [EpochMetrics], divergence: Divergence?) {
-        (epochs, divergence.map { Divergence(epoch: $0.epoch, batch: $0.batch, loss: $0.loss) })
+        (epochs, divergence)
     }
     public var last: EpochRecord? { epochs.last }
 }

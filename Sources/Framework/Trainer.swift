@@ -18,7 +18,7 @@ public struct EpochMetrics: Equatable, Sendable, Codable {
 }
 
 /// Where training stopped because a batch loss was NaN or infinite: epoch and batch are 1-based.
-public struct Divergence: Equatable, Sendable, CustomStringConvertible {
+public struct Divergence: Equatable, Sendable, Codable, CustomStringConvertible {
     public var epoch: Int
     public var batch: Int
     public var loss: Double
