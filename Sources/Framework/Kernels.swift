@@ -177,9 +177,24 @@ enum ProductStart {
 /// `Blocking.rows × Blocking.depth` for A (384 KiB), less for smaller products. Not thread-safe: one
 /// workspace per thread.
 public final class ProductWorkspace {
-    private var packedA: UnsafeMutablePointer<Double>? = nil
-    private var packedB: UnsafeMutablePointer<Double>? = nil
-    private var capacityA = 0, capacityB = 0
+    /// An aligned buffer that grows to the largest size asked for and is reused below that.
+    private struct GrowingBuffer {
+        private(set) var pointer: UnsafeMutablePointer<Double>? = nil
+        private var capacity = 0
+
+        /// At least `count` doubles; reallocated only when `count` exceeds what it has.
+        mutating func reserve(_ count: Int) -> UnsafeMutablePointer<Double> {
+            if count > capacity || pointer == nil {
+                pointer.map(deallocateDoubles)
+                capacity = max(count, 1)
+                pointer = allocateDoubles(capacity)
+            }
+            return pointer!
+        }
+    }
+
+    private var packedA = GrowingBuffer()
+    private var packedB = GrowingBuffer()
 
     /// One `mr × nr` tile, for tiles whose last vector reaches past C's columns.
     let edgeTile: UnsafeMutablePointer<Double>
@@ -189,30 +204,16 @@ public final class ProductWorkspace {
     }
 
     deinit {
-        packedA.map(deallocateDoubles)
-        packedB.map(deallocateDoubles)
+        packedA.pointer.map(deallocateDoubles)
+        packedB.pointer.map(deallocateDoubles)
         deallocateDoubles(edgeTile)
     }
 
     /// A buffer of at least `count` doubles for packed A.
-    func bufferA(_ count: Int) -> UnsafeMutablePointer<Double> {
-        if count > capacityA || packedA == nil {
-            packedA.map(deallocateDoubles)
-            capacityA = max(count, 1)
-            packedA = allocateDoubles(capacityA)
-        }
-        return packedA!
-    }
+    func bufferA(_ count: Int) -> UnsafeMutablePointer<Double> { packedA.reserve(count) }
 
     /// A buffer of at least `count` doubles for packed B.
-    func bufferB(_ count: Int) -> UnsafeMutablePointer<Double> {
-        if count > capacityB || packedB == nil {
-            packedB.map(deallocateDoubles)
-            capacityB = max(count, 1)
-            packedB = allocateDoubles(capacityB)
-        }
-        return packedB!
-    }
+    func bufferB(_ count: Int) -> UnsafeMutablePointer<Double> { packedB.reserve(count) }
 }
 
 /// Uninitialised room for `count` doubles, aligned to 64 bytes (a cache line, and a SIMD8 vector): a vector
