@@ -16,9 +16,7 @@ final class CompareCommandTests: XCTestCase {
     }
 
     func write(_ name: String, _ text: String) throws -> String {
-        let url = scratch.appendingPathComponent(name)
-        try text.write(to: url, atomically: true, encoding: .utf8)
-        return url.path
+        try writeScratchFile(name, text, in: scratch)
     }
 
     static let smallExperiment = """

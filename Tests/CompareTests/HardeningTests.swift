@@ -108,9 +108,7 @@ final class HardeningTests: XCTestCase {
     }
 
     func write(_ name: String, _ text: String) throws -> String {
-        let url = scratch.appendingPathComponent(name)
-        try Data(text.utf8).write(to: url)
-        return url.path
+        try writeScratchFile(name, text, in: scratch)
     }
 
     // MARK: Bad experiment files

@@ -52,3 +52,10 @@ public func removeScratchDirectory(_ url: URL?) {
     try? FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: url.path)
     try? FileManager.default.removeItem(at: url)
 }
+
+/// Writes `text` (UTF-8) to `name` inside `folder` and returns the file's path.
+public func writeScratchFile(_ name: String, _ text: String, in folder: URL) throws -> String {
+    let url = folder.appendingPathComponent(name)
+    try Data(text.utf8).write(to: url)
+    return url.path
+}
