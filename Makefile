@@ -3,7 +3,7 @@
 #
 #   make run ARGS="--suite seeds"   the main job: `compare`, release build for this machine's CPU
 #                                   (NATIVE=0 make run: the portable release build)
-#   make test                       the whole XCTest suite (what .ci/run runs); portable build
+#   make test                       the whole XCTest suite (what .ci/run runs); portable release build
 #   make bench ARGS="--json b.json" training and product-kernel throughput, built for this machine's CPU
 #   make bench-portable             the same benchmark, portable build (no -target-cpu; in .build-portable)
 #   make bench-torch                PyTorch on the same workloads (needs `pip install torch`)
@@ -46,8 +46,12 @@ deps:
 run: deps
 	$(SWIFT) run -c release $(RUN_FLAGS) compare $(ARGS)
 
+# Release with -enable-testing: the kernels are generic over their SIMD variant and the tests run all three
+# variants in one build, which a debug build would run unspecialised (tens of times slower).
+TEST_FLAGS := -c release -Xswiftc -enable-testing --disable-swift-testing
+
 test: deps
-	$(SWIFT) test --disable-swift-testing
+	$(SWIFT) test $(TEST_FLAGS)
 
 # Each sanitizer builds into its own scratch folder (docs/hardening.md). ASan: the suite, then `compare`
 # and the fuzz target's replay with LeakSanitizer on (off for XCTest, which keeps its test cases to exit);
@@ -60,16 +64,16 @@ ASAN = ASAN_OPTIONS=allocator_may_return_null=1
 TSAN = TSAN_OPTIONS=halt_on_error=1
 
 sanitize: deps
-	$(ASAN):detect_leaks=0 $(SWIFT) test --disable-swift-testing --sanitize=address --scratch-path .build-asan
-	$(ASAN) .build-asan/debug/compare $(SMALL_EXPERIMENTS) --rounds 4 --json .build-asan/report.json \
+	$(ASAN):detect_leaks=0 $(SWIFT) test $(TEST_FLAGS) --sanitize=address --scratch-path .build-asan
+	$(ASAN) .build-asan/release/compare $(SMALL_EXPERIMENTS) --rounds 4 --json .build-asan/report.json \
 	  --csv .build-asan/csv --plots .build-asan/plots > /dev/null
-	$(ASAN) .build-asan/debug/compare merge .build-asan/report.json > /dev/null
-	$(ASAN) .build-asan/debug/compare record --mode all --fixtures .build-asan/fixtures > /dev/null
-	$(ASAN) .build-asan/debug/FuzzExperiment fuzz/corpus fixtures/pytorch
-	$(SWIFT) build --sanitize=thread --scratch-path .build-tsan --product compare
-	$(TSAN) .build-tsan/debug/compare $(SMALL_EXPERIMENTS) --rounds 8 --json .build-tsan/report.json \
+	$(ASAN) .build-asan/release/compare merge .build-asan/report.json > /dev/null
+	$(ASAN) .build-asan/release/compare record --mode all --fixtures .build-asan/fixtures > /dev/null
+	$(ASAN) .build-asan/release/FuzzExperiment fuzz/corpus fixtures/pytorch
+	$(SWIFT) build -c release --sanitize=thread --scratch-path .build-tsan --product compare
+	$(TSAN) .build-tsan/release/compare $(SMALL_EXPERIMENTS) --rounds 8 --json .build-tsan/report.json \
 	  --csv .build-tsan/csv --plots .build-tsan/plots > /dev/null
-	$(TSAN) .build-tsan/debug/compare --suite default --epochs 1 --rounds 4 > /dev/null
+	$(TSAN) .build-tsan/release/compare --suite default --epochs 1 --rounds 4 > /dev/null
 
 # libFuzzer with AddressSanitizer; new inputs go to .build-fuzz/corpus, crashes to .build-fuzz/crash-*.
 # Seeds: fuzz/corpus and the PyTorch experiment files.

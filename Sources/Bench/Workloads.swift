@@ -93,23 +93,27 @@ struct Throughput {
     var cpuMedian: Double { cpuRepetitions.sorted()[cpuRepetitions.count / 2] }
 }
 
-/// Framework's training-step throughput: `TrainingStep` forward/backward and `SGD.step`, exactly the loop
-/// `Trainer.fit` runs for each batch (without its per-epoch evaluation).
+/// Framework's training-step throughput: exactly the loop `Trainer.fit` runs for each batch (gather into kept
+/// buffers, zero, forward, `valueAndGradient`, `accumulateGradients`, `SGD.step`), without its per-epoch evaluation.
 func frameworkThroughput(_ workload: Workload, data: Dataset, repetitions: Int, scale: Double) -> Throughput {
     let model = workload.frameworkModel()
     let parameters = model.parameters
-    let step = TrainingStep(model: model, loss: MSELoss())!
+    let loss = MSELoss()
     let sgd = try! SGD(learningRate: Workload.learningRate)
     var batches = Workload.Batches(order: Array(0..<data.count), batchSize: workload.batchSize)
     var lastLoss = 0.0
+    var inputs = Matrix.empty, targets = Matrix.empty, dLoss = Matrix.empty
 
     func run(_ steps: Int) -> Int {
         var samples = 0
         for _ in 0..<steps {
             let rows = batches.next()
-            lastLoss = step.forward(inputs: data.inputs, targets: data.targets, rows: rows)
+            inputs.gather(rows: rows, of: data.inputs)
+            targets.gather(rows: rows, of: data.targets)
+            model.zeroGradients()
+            lastLoss = loss.valueAndGradient(predictions: model.forward(inputs), targets: targets, into: &dLoss)
             precondition(lastLoss.isFinite, "\(workload.key): loss \(lastLoss)")
-            step.backward()
+            model.accumulateGradients(dLoss)
             sgd.step(parameters)
             samples += rows.count
         }

@@ -51,20 +51,44 @@ public struct Dataset: Equatable, Sendable {
 
 /// The fraction in [0, 1] of rows classified correctly.
 ///
-/// Two or more columns: `argmax(prediction row) == argmax(target row)` (first maximum on ties).
-/// One column: `(prediction ≥ 0.5) == (target ≥ 0.5)`. Shapes: both `(batch, width)`.
+/// Two or more columns: `argmax(prediction row) == argmax(target row)` (see `argmax`: the first maximum, a
+/// NaN counting as the maximum, as `torch.argmax`). One column: `(prediction ≥ 0.5) == (target ≥ 0.5)`
+/// (a NaN prediction is < 0.5). Shapes: both `(batch, width)`.
 public func accuracy(predictions: Matrix, targets: Matrix) -> Double {
+    Double(correctCount(predictions: predictions, targets: targets)) / Double(predictions.rows)
+}
+
+/// How many rows `accuracy` counts as correct.
+public func correctCount(predictions: Matrix, targets: Matrix) -> Int {
     precondition(predictions.shape == targets.shape && predictions.rows > 0,
                  "accuracy: predictions \(predictions.shape), targets \(targets.shape)")
     var correct = 0
     let width = predictions.columns
-    for r in 0..<predictions.rows {
-        if width == 1 {
-            if (predictions.elements[r] >= 0.5) == (targets.elements[r] >= 0.5) { correct += 1 }
-        } else {
-            let row = rowRange(r, width)
-            if argmax(predictions.elements[row]) == argmax(targets.elements[row]) { correct += 1 }
+    predictions.elements.withUnsafeBufferPointer { p in
+        targets.elements.withUnsafeBufferPointer { t in
+            for r in 0..<predictions.rows {
+                if width == 1 {
+                    if (p[r] >= 0.5) == (t[r] >= 0.5) { correct += 1 }
+                } else {
+                    let row = rowRange(r, width)
+                    if argmax(p[row]) == argmax(t[row]) { correct += 1 }
+                }
+            }
         }
     }
-    return Double(correct) / Double(predictions.rows)
+    return correct
+}
+
+@inline(__always) func rowRange(_ r: Int, _ columns: Int) -> Range<Int> { (r * columns)..<((r + 1) * columns) }
+
+/// The offset of the first maximum of `values` (0 for an empty collection), with PyTorch's rule for NaN
+/// (`torch.argmax`): a NaN is larger than every number, so the first NaN wins.
+public func argmax<C: Collection>(_ values: C) -> Int where C.Element == Double {
+    var best = 0, bestValue = -Double.infinity, position = 0
+    for v in values {
+        if v.isNaN { return position }
+        if v > bestValue || position == 0 { best = position; bestValue = v }
+        position += 1
+    }
+    return best
 }

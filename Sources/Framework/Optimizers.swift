@@ -1,8 +1,40 @@
 import RealModule
 
-/// Thrown for an optimizer hyperparameter out of its range; the message names the value.
+/// An optimizer hyperparameter out of its range. `field` is the hyperparameter's name in an experiment file
+/// (`"lr"`, `"momentum"`, …), so a caller can say where it came from; the description names the value.
 public struct HyperparameterError: Error, CustomStringConvertible, Equatable {
-    public let description: String
+    /// "SGD" or "Adam".
+    public let optimizer: String
+    /// The experiment file's name for it: lr, momentum, dampening, nesterov, weightDecay, beta1, beta2, eps.
+    public let field: String
+    /// What is required, e.g. "must be a finite number > 0".
+    public let requirement: String
+    /// What was given, e.g. [("lr", 0)]; for nesterov, momentum and dampening.
+    public let given: [Given]
+
+    public struct Given: Equatable, Sendable {
+        public let name: String
+        public let value: Double
+    }
+
+    init(_ optimizer: String, _ field: String, _ requirement: String, _ given: [(String, Double)]) {
+        self.optimizer = optimizer
+        self.field = field
+        self.requirement = requirement
+        self.given = given.map { Given(name: $0.0, value: $0.1) }
+    }
+
+    /// "got 0.1", or "got momentum 0.0, dampening 0.1" when several values are involved, each number
+    /// written by `format`.
+    public func got(_ format: (Double) -> String) -> String {
+        given.count == 1 ? "got \(format(given[0].value))" : "got " + given.map { "\($0.name) \(format($0.value))" }.joined(separator: ", ")
+    }
+
+    /// e.g. "SGD: learning rate must be a finite number > 0, got 0.0".
+    public var description: String {
+        let words = ["lr": "learning rate", "weightDecay": "weight decay"][field] ?? field
+        return "\(optimizer): \(words) \(requirement), \(got { "\($0)" })"
+    }
 }
 
 /// Updates parameters from their accumulated gradients.
@@ -12,6 +44,18 @@ public struct HyperparameterError: Error, CustomStringConvertible, Equatable {
 public protocol Optimizer: AnyObject {
     /// One update of every parameter from its `gradient`. Gradients are read, not zeroed.
     func step(_ parameters: [Parameter])
+    /// The state kept for parameter `index` after the last step, by name: SGD's `"momentum"` buffer b,
+    /// Adam's `"m"` and `"v"`; shapes as the parameter's. Default: none.
+    func state(ofParameter index: Int) -> [(name: String, value: Matrix)]
+}
+
+extension Optimizer {
+    public func state(ofParameter index: Int) -> [(name: String, value: Matrix)] { [] }
+}
+
+/// Checks shared by the optimizers' initialisers; each throws a `HyperparameterError` naming the field.
+private func require(_ ok: Bool, _ optimizer: String, _ field: String, _ requirement: String, _ value: Double) throws {
+    if !ok { throw HyperparameterError(optimizer, field, requirement, [(field, value)]) }
 }
 
 /// Stochastic gradient descent with momentum, dampening, Nesterov and weight decay, as PyTorch's
@@ -22,8 +66,9 @@ public protocol Optimizer: AnyObject {
 ///                g ← g + μ·b if nesterov, else b
 ///     p ← p − lr·g
 ///
-/// Defaults: momentum μ = 0, dampening τ = 0, nesterov false, weight decay λ = 0. Ranges: lr > 0,
-/// 0 ≤ μ < 1, 0 ≤ τ ≤ 1, λ ≥ 0; Nesterov needs μ > 0 and τ = 0 (PyTorch's rule).
+/// (PyTorch's convention `v = μv + g; p = p − lr·v`, not Sutskever's `v = μv − lr·g`.) Defaults: momentum
+/// μ = 0, dampening τ = 0, nesterov false, weight decay λ = 0. Ranges: lr > 0, 0 ≤ μ < 1, 0 ≤ τ ≤ 1,
+/// λ ≥ 0, all finite; Nesterov needs μ > 0 and τ = 0 (PyTorch's rule).
 public final class SGD: Optimizer {
     public let learningRate: Double
     public let momentum: Double
@@ -31,25 +76,17 @@ public final class SGD: Optimizer {
     public let nesterov: Bool
     public let weightDecay: Double
     /// The momentum buffers b, one per parameter; empty until the first step with momentum.
-    private var buffers: [[Double]] = []
+    @exclusivity(unchecked) private var buffers: [Matrix] = []
 
     public init(learningRate: Double, momentum: Double = 0, dampening: Double = 0,
                 nesterov: Bool = false, weightDecay: Double = 0) throws {
-        guard learningRate.isFinite, learningRate > 0 else {
-            throw HyperparameterError(description: "SGD: learning rate must be a finite number > 0, got \(learningRate)")
-        }
-        guard momentum.isFinite, momentum >= 0, momentum < 1 else {
-            throw HyperparameterError(description: "SGD: momentum must be in [0, 1), got \(momentum)")
-        }
-        guard dampening.isFinite, dampening >= 0, dampening <= 1 else {
-            throw HyperparameterError(description: "SGD: dampening must be in [0, 1], got \(dampening)")
-        }
-        guard weightDecay.isFinite, weightDecay >= 0 else {
-            throw HyperparameterError(description: "SGD: weight decay must be a finite number ≥ 0, got \(weightDecay)")
-        }
+        try require(learningRate.isFinite && learningRate > 0, "SGD", "lr", "must be a finite number > 0", learningRate)
+        try require(momentum >= 0 && momentum < 1, "SGD", "momentum", "must be in [0, 1)", momentum)
+        try require(dampening >= 0 && dampening <= 1, "SGD", "dampening", "must be in [0, 1]", dampening)
+        try require(weightDecay.isFinite && weightDecay >= 0, "SGD", "weightDecay", "must be a finite number ≥ 0", weightDecay)
         if nesterov && (momentum <= 0 || dampening != 0) {
-            throw HyperparameterError(description:
-                "SGD: nesterov needs momentum > 0 and dampening 0, got momentum \(momentum), dampening \(dampening)")
+            throw HyperparameterError("SGD", "nesterov", "needs momentum > 0 and dampening 0",
+                                      [("momentum", momentum), ("dampening", dampening)])
         }
         self.learningRate = learningRate
         self.momentum = momentum
@@ -60,54 +97,45 @@ public final class SGD: Optimizer {
 
     public func step(_ parameters: [Parameter]) {
         let firstStep = buffers.isEmpty
-        if momentum != 0 && firstStep { buffers = Array(repeating: [], count: parameters.count) }
+        if momentum != 0 && firstStep {
+            buffers = parameters.map { Matrix(rows: $0.value.rows, columns: $0.value.columns) }
+        }
         precondition(momentum == 0 || buffers.count == parameters.count,
                      "SGD: \(parameters.count) parameters, state for \(buffers.count)")
         let lr = learningRate, mu = momentum, tau = dampening, lambda = weightDecay, nesterov = nesterov
-        for index in parameters.indices {
-            let parameter = parameters[index]
-            let initialize = mu != 0 && firstStep
+        for (index, parameter) in parameters.enumerated() {
+            precondition(parameter.gradient.shape == parameter.value.shape,
+                         "SGD: \(parameter.name) is \(parameter.value.shape), its gradient \(parameter.gradient.shape)")
             parameter.gradient.elements.withUnsafeBufferPointer { grad in
                 parameter.value.elements.withUnsafeMutableBufferPointer { value in
-                    let count = value.count
-                    precondition(grad.count == count, "SGD: \(parameter.name) has \(count) values, its gradient \(grad.count)")
+                    guard let p = value.baseAddress, let g = grad.baseAddress else { return }
                     if mu == 0 {
                         // p ← p − lr·(∇p + λ·p), a lane at a time (each lane computes exactly what a scalar loop would).
-                        let v = value.baseAddress!, g = grad.baseAddress!
                         if lambda == 0 {
-                            mapLanes(count, g, UnsafePointer(v), v, SGDStep(learningRate: lr))
+                            mapLanes(value.count, g, UnsafePointer(p), p) { (g: Lane, p: Lane) in p - lr * g }
                         } else {
-                            mapLanes(count, g, UnsafePointer(v), v, SGDStepWithDecay(learningRate: lr, weightDecay: lambda))
+                            mapLanes(value.count, g, UnsafePointer(p), p) { (g: Lane, p: Lane) in p - lr * (g + lambda * p) }
                         }
                         return
                     }
-                    if buffers[index].isEmpty { buffers[index] = Array(repeating: 0, count: count) }
-                    buffers[index].withUnsafeMutableBufferPointer { buffer in
-                        for k in 0..<count {
+                    buffers[index].elements.withUnsafeMutableBufferPointer { buffer in
+                        for k in 0..<value.count {
                             var g = grad[k]
-                            if lambda != 0 { g += lambda * value[k] }
-                            let b = initialize ? g : mu * buffer[k] + (1 - tau) * g
+                            if lambda != 0 { g += lambda * value[k] }                 // g ← ∇p + λ·p
+                            let b = firstStep ? g : mu * buffer[k] + (1 - tau) * g      // b ← μ·b + (1 − τ)·g
                             buffer[k] = b
-                            if nesterov { g += mu * b } else { g = b }
-                            value[k] -= lr * g
+                            if nesterov { g += mu * b } else { g = b }                  // g ← g + μ·b, or b
+                            value[k] -= lr * g                                          // p ← p − lr·g
                         }
                     }
                 }
             }
         }
     }
-}
 
-/// `p − lr·g` for a lane of gradients g and values p.
-struct SGDStep: LanePairFunction {
-    let learningRate: Double
-    @inline(__always) func callAsFunction(_ g: Lane, _ p: Lane) -> Lane { p - learningRate * g }
-}
-
-/// `p − lr·(g + λ·p)`.
-struct SGDStepWithDecay: LanePairFunction {
-    let learningRate: Double, weightDecay: Double
-    @inline(__always) func callAsFunction(_ g: Lane, _ p: Lane) -> Lane { p - learningRate * (g + weightDecay * p) }
+    public func state(ofParameter index: Int) -> [(name: String, value: Matrix)] {
+        index < buffers.count ? [("momentum", buffers[index])] : []
+    }
 }
 
 /// Adam (Kingma & Ba 2015, with bias correction), as PyTorch's `torch.optim.Adam` (amsgrad off):
@@ -116,8 +144,9 @@ struct SGDStepWithDecay: LanePairFunction {
 ///     m ← β1·m + (1 − β1)·g;   v ← β2·v + (1 − β2)·g²
 ///     p ← p − (lr / (1 − β1ᵗ)) · m / (√v / √(1 − β2ᵗ) + ε)
 ///
-/// Defaults: lr = 0.001, β1 = 0.9, β2 = 0.999, ε = 10⁻⁸, weight decay λ = 0. Ranges: lr > 0,
-/// 0 ≤ β1, β2 < 1, ε > 0, λ ≥ 0.
+/// Weight decay λ is the L2 penalty added to the gradient (Adam's, not AdamW's decoupled decay). Defaults:
+/// lr = 0.001, β1 = 0.9, β2 = 0.999, ε = 10⁻⁸, λ = 0. Ranges: lr > 0, 0 ≤ β1, β2 < 1, ε > 0, λ ≥ 0, all
+/// finite.
 public final class Adam: Optimizer {
     public let learningRate: Double
     public let beta1: Double
@@ -126,24 +155,17 @@ public final class Adam: Optimizer {
     public let weightDecay: Double
     /// Steps taken so far (t).
     public private(set) var stepCount = 0
-    /// m and v, one array per parameter; empty until the first step.
-    private var firstMoments: [[Double]] = []
-    private var secondMoments: [[Double]] = []
+    /// m and v, one per parameter; empty until the first step.
+    @exclusivity(unchecked) private var firstMoments: [Matrix] = []
+    @exclusivity(unchecked) private var secondMoments: [Matrix] = []
 
     public init(learningRate: Double = 0.001, beta1: Double = 0.9, beta2: Double = 0.999,
                 epsilon: Double = 1e-8, weightDecay: Double = 0) throws {
-        guard learningRate.isFinite, learningRate > 0 else {
-            throw HyperparameterError(description: "Adam: learning rate must be a finite number > 0, got \(learningRate)")
-        }
-        for (name, beta) in [("beta1", beta1), ("beta2", beta2)] where !(beta >= 0 && beta < 1) {
-            throw HyperparameterError(description: "Adam: \(name) must be in [0, 1), got \(beta)")
-        }
-        guard epsilon.isFinite, epsilon > 0 else {
-            throw HyperparameterError(description: "Adam: eps must be a finite number > 0, got \(epsilon)")
-        }
-        guard weightDecay.isFinite, weightDecay >= 0 else {
-            throw HyperparameterError(description: "Adam: weight decay must be a finite number ≥ 0, got \(weightDecay)")
-        }
+        try require(learningRate.isFinite && learningRate > 0, "Adam", "lr", "must be a finite number > 0", learningRate)
+        try require(beta1 >= 0 && beta1 < 1, "Adam", "beta1", "must be in [0, 1)", beta1)
+        try require(beta2 >= 0 && beta2 < 1, "Adam", "beta2", "must be in [0, 1)", beta2)
+        try require(epsilon.isFinite && epsilon > 0, "Adam", "eps", "must be a finite number > 0", epsilon)
+        try require(weightDecay.isFinite && weightDecay >= 0, "Adam", "weightDecay", "must be a finite number ≥ 0", weightDecay)
         self.learningRate = learningRate
         self.beta1 = beta1
         self.beta2 = beta2
@@ -153,7 +175,7 @@ public final class Adam: Optimizer {
 
     public func step(_ parameters: [Parameter]) {
         if firstMoments.isEmpty {
-            firstMoments = parameters.map { Array(repeating: 0, count: $0.value.elements.count) }
+            firstMoments = parameters.map { Matrix(rows: $0.value.rows, columns: $0.value.columns) }
             secondMoments = firstMoments
         }
         precondition(firstMoments.count == parameters.count, "Adam: \(parameters.count) parameters, state for \(firstMoments.count)")
@@ -162,20 +184,18 @@ public final class Adam: Optimizer {
         let stepSize = learningRate / (1 - Double.pow(beta1, t))
         let correction2 = (1 - Double.pow(beta2, t)).squareRoot()
         let beta1 = beta1, beta2 = beta2, epsilon = epsilon, lambda = weightDecay
-        for index in parameters.indices {
-            let parameter = parameters[index]
+        for (index, parameter) in parameters.enumerated() {
             precondition(parameter.gradient.shape == parameter.value.shape,
                          "Adam: \(parameter.name) is \(parameter.value.shape), its gradient \(parameter.gradient.shape)")
-            let count = parameter.value.elements.count
             parameter.gradient.elements.withUnsafeBufferPointer { grad in
                 parameter.value.elements.withUnsafeMutableBufferPointer { value in
-                    firstMoments[index].withUnsafeMutableBufferPointer { first in
-                        secondMoments[index].withUnsafeMutableBufferPointer { second in
-                            for k in 0..<count {
+                    firstMoments[index].elements.withUnsafeMutableBufferPointer { first in
+                        secondMoments[index].elements.withUnsafeMutableBufferPointer { second in
+                            for k in 0..<value.count {
                                 var g = grad[k]
-                                if lambda != 0 { g += lambda * value[k] }
-                                let m = beta1 * first[k] + (1 - beta1) * g
-                                let v = beta2 * second[k] + (1 - beta2) * g * g
+                                if lambda != 0 { g += lambda * value[k] }              // g ← ∇p + λ·p
+                                let m = beta1 * first[k] + (1 - beta1) * g             // m ← β1·m + (1 − β1)·g
+                                let v = beta2 * second[k] + (1 - beta2) * g * g        // v ← β2·v + (1 − β2)·g²
                                 first[k] = m
                                 second[k] = v
                                 value[k] -= stepSize * m / (v.squareRoot() / correction2 + epsilon)
@@ -185,5 +205,9 @@ public final class Adam: Optimizer {
                 }
             }
         }
+    }
+
+    public func state(ofParameter index: Int) -> [(name: String, value: Matrix)] {
+        index < firstMoments.count ? [("m", firstMoments[index]), ("v", secondMoments[index])] : []
     }
 }

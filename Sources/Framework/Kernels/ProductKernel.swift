@@ -1,5 +1,5 @@
-// The matrix-product kernel behind `Matrix.affine`, `Matrix.accumulateTransposedProduct` and `Matrix.product`,
-// and behind `TrainingStep`.
+// The matrix-product kernel behind `Matrix.affine`, `Matrix.accumulateTransposedProduct`, `Matrix.product` and
+// the `Linear` layer.
 //
 // One routine computes every product a linear layer needs:
 //
@@ -10,98 +10,18 @@
 // Functionality", ACM TOMS 2015): B is copied block by block into panels `nr` columns wide, A (when it is
 // large) into panels `mr` rows high, and a register-blocked micro-kernel multiplies one A panel by one B panel,
 // keeping an `mr × nr` tile of C in SIMD registers for the whole depth of the block. Small operands are read
-// in place instead of packed.
+// in place instead of packed. A B that several products use unchanged (a layer's weights during an
+// evaluation) can be packed once into `PackedPanels` and handed over already packed.
 //
-// The tile shape and the SIMD width are chosen at compile time, by a define passed with `-Xswiftc -D…`
-// (the Makefile passes the right one with `-target-cpu native` for `make bench` and `make run`):
-//
-//     MINIDL_AVX512   SIMD8<Double>, 8 × 24 tiles, fused multiply-add   (a -target-cpu with AVX-512)
-//     MINIDL_AVX2     SIMD4<Double>, 4 × 12 tiles, fused multiply-add   (a -target-cpu with AVX2 and FMA)
-//     (none)          SIMD2<Double>, 4 × 8 tiles, a multiply then an add: baseline x86-64, any CPU
-//
-// The defines only pick shapes; they do not make the compiler emit the instructions. Without a matching
-// `-target-cpu`, `addingProduct` becomes a call to the C library's `fma()` and the kernel is very slow (but
-// still correct), which is why the portable build multiplies and adds separately.
+// The SIMD width and the tile shape are the variant's (KernelVariant.swift): the code below is written once,
+// generic over the variant, and specialised for each.
 //
 // Summation order: within a depth block (`Blocking.depth` values of k) each C element is summed over k in
 // increasing order in a register, then added to the start value (0, C, or the bias); the blocks follow one
-// another in order. A plain loop adds the same terms in another order, so results differ by rounding only
-// (KernelTests bounds the difference by 10⁻¹³·Σ|terms|).
-
-// MARK: - Compile-time configuration
-
-#if MINIDL_AVX512
-/// The SIMD vector the kernels compute with.
-typealias Lane = SIMD8<Double>
-typealias LaneBits = SIMD8<Int64>
-typealias TileRows = Count8
-typealias TileVectors = Count3
-#elseif MINIDL_AVX2
-typealias Lane = SIMD4<Double>
-typealias LaneBits = SIMD4<Int64>
-typealias TileRows = Count4
-typealias TileVectors = Count3
-#else
-typealias Lane = SIMD2<Double>
-typealias LaneBits = SIMD2<Int64>
-typealias TileRows = Count4
-typealias TileVectors = Count4
-#endif
-
-/// What the product kernels were compiled for, for reports: SIMD width, tile shape and multiply-add.
-public enum KernelConfiguration {
-    /// Doubles per SIMD vector.
-    public static var laneWidth: Int { Lane.scalarCount }
-    /// Rows of C per micro-kernel tile (`mr`).
-    public static var tileRows: Int { TileRows.value }
-    /// Columns of C per micro-kernel tile (`nr`).
-    public static var tileColumns: Int { TileVectors.value * Lane.scalarCount }
-    /// Whether multiply-adds are fused (one rounding) or a multiply then an add.
-    public static var fusedMultiplyAdd: Bool { usesFusedMultiplyAdd }
-    /// The define the module was compiled with: `"MINIDL_AVX512"`, `"MINIDL_AVX2"` or `"portable"`.
-    public static var variant: String {
-        #if MINIDL_AVX512
-        "MINIDL_AVX512"
-        #elseif MINIDL_AVX2
-        "MINIDL_AVX2"
-        #else
-        "portable"
-        #endif
-    }
-    /// One line: `"MINIDL_AVX512: SIMD8<Double>, 8×24 tiles, fused multiply-add"`.
-    public static var description: String {
-        "\(variant): SIMD\(laneWidth)<Double>, \(tileRows)×\(tileColumns) tiles, "
-            + (fusedMultiplyAdd ? "fused multiply-add" : "separate multiply and add")
-    }
-}
-
-#if MINIDL_AVX512 || MINIDL_AVX2
-let usesFusedMultiplyAdd = true
-#else
-let usesFusedMultiplyAdd = false
-#endif
-
-/// `c + a·b`, fused when the build targets a CPU with FMA (see the file comment), else a multiply and an add.
-@_transparent
-func multiplyAdd(_ a: Lane, _ b: Lane, _ c: Lane) -> Lane {
-    #if MINIDL_AVX512 || MINIDL_AVX2
-    return c.addingProduct(a, b)
-    #else
-    return a * b + c
-    #endif
-}
-
-/// A compile-time count, so that the micro-kernel's loops over rows and vectors unroll completely and its
-/// accumulators live in registers.
-protocol StaticCount { static var value: Int { get } }
-enum Count1: StaticCount { static var value: Int { 1 } }
-enum Count2: StaticCount { static var value: Int { 2 } }
-enum Count3: StaticCount { static var value: Int { 3 } }
-enum Count4: StaticCount { static var value: Int { 4 } }
-enum Count5: StaticCount { static var value: Int { 5 } }
-enum Count6: StaticCount { static var value: Int { 6 } }
-enum Count7: StaticCount { static var value: Int { 7 } }
-enum Count8: StaticCount { static var value: Int { 8 } }
+// another in order. So an element's value depends on k, the depth blocking and the variant, never on m, on
+// which rows are computed together, or on whether an operand was packed: a row of a batch comes out the same
+// in a batch of 5 and in an evaluation chunk of 1000. A plain loop adds the same terms in another order, so
+// results differ by rounding only (KernelTests bounds the difference by 10⁻¹³·Σ|terms|).
 
 /// Cache blocking (tuned on a 2-core Xeon with AVX-512, 48 KiB L1d, 2 MiB L2 per core).
 enum Blocking {
@@ -115,32 +35,6 @@ enum Blocking {
     static let packAThreshold = 8192
     /// A B with contiguous rows of up to this many elements (`k × n`) is read in place rather than packed.
     static let inPlaceB = 4096
-}
-
-// MARK: - Loads and stores
-
-@_transparent
-func loadLane(_ p: UnsafePointer<Double>) -> Lane {
-    UnsafeRawPointer(p).loadUnaligned(as: Lane.self)
-}
-
-@_transparent
-func storeLane(_ v: Lane, _ p: UnsafeMutablePointer<Double>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: v, as: Lane.self)
-}
-
-/// The first `count` (≤ lane width) elements at `p`, zeros after.
-@inline(__always)
-func loadLane(_ p: UnsafePointer<Double>, count: Int) -> Lane {
-    var v = Lane()
-    for i in 0..<count { v[i] = p[i] }
-    return v
-}
-
-/// Stores the first `count` (≤ lane width) lanes of `v` at `p`.
-@inline(__always)
-func storeLane(_ v: Lane, _ p: UnsafeMutablePointer<Double>, count: Int) {
-    for i in 0..<count { p[i] = v[i] }
 }
 
 // MARK: - Operands and workspace
@@ -171,41 +65,42 @@ enum ProductStart {
     case bias(UnsafePointer<Double>)
 }
 
-/// The packing buffers of the product kernel. Allocated on first use, grown when a larger product needs more,
-/// reused across calls: a caller that keeps one (a layer, a training step, a benchmark loop) makes no heap
-/// allocation per product. At most `Blocking.depth × Blocking.columns` doubles for B (1 MiB) and
-/// `Blocking.rows × Blocking.depth` for A (384 KiB), less for smaller products. Not thread-safe: one
-/// workspace per thread.
-public final class ProductWorkspace {
-    /// An aligned buffer that grows to the largest size asked for and is reused below that.
-    private struct GrowingBuffer {
-        private(set) var pointer: UnsafeMutablePointer<Double>? = nil
-        private var capacity = 0
+/// An aligned buffer that grows to the largest size asked for and is reused below that.
+struct GrowingBuffer {
+    private(set) var pointer: UnsafeMutablePointer<Double>? = nil
+    private(set) var capacity = 0
 
-        /// At least `count` doubles; reallocated only when `count` exceeds what it has.
-        mutating func reserve(_ count: Int) -> UnsafeMutablePointer<Double> {
-            if count > capacity || pointer == nil {
-                pointer.map(deallocateDoubles)
-                capacity = max(count, 1)
-                pointer = allocateDoubles(capacity)
-            }
-            return pointer!
+    /// At least `count` doubles; reallocated only when `count` exceeds what it has.
+    mutating func reserve(_ count: Int) -> UnsafeMutablePointer<Double> {
+        if count > capacity || pointer == nil {
+            pointer.map(deallocateDoubles)
+            capacity = max(count, 1)
+            pointer = allocateDoubles(capacity)
         }
+        return pointer!
     }
 
+    func release() { pointer.map(deallocateDoubles) }
+}
+
+/// The packing buffers of the product kernel. Allocated on first use, grown when a larger product needs more,
+/// reused across calls: a caller that keeps one (a layer, a benchmark loop) makes no heap allocation per
+/// product. At most `Blocking.depth × Blocking.columns` doubles for B (1 MiB) and `Blocking.rows ×
+/// Blocking.depth` for A (384 KiB), less for smaller products. Not thread-safe: one workspace per thread.
+public final class ProductWorkspace {
     private var packedA = GrowingBuffer()
     private var packedB = GrowingBuffer()
 
-    /// One `mr × nr` tile, for tiles whose last vector reaches past C's columns.
+    /// One tile of the widest variant, for tiles whose last vector reaches past C's columns.
     let edgeTile: UnsafeMutablePointer<Double>
 
     public init() {
-        edgeTile = allocateDoubles(TileRows.value * TileVectors.value * Lane.scalarCount)
+        edgeTile = allocateDoubles(8 * 24)
     }
 
     deinit {
-        packedA.pointer.map(deallocateDoubles)
-        packedB.pointer.map(deallocateDoubles)
+        packedA.release()
+        packedB.release()
         deallocateDoubles(edgeTile)
     }
 
@@ -214,6 +109,50 @@ public final class ProductWorkspace {
 
     /// A buffer of at least `count` doubles for packed B.
     func bufferB(_ count: Int) -> UnsafeMutablePointer<Double> { packedB.reserve(count) }
+}
+
+/// A whole `(k, n)` B packed once, block by block, exactly as `multiply` packs each block for itself: for each
+/// block of `Blocking.columns` columns, for each block of `Blocking.depth` rows, its panels `nr` wide. A product
+/// given it reads the panels instead of packing, with the same arithmetic.
+final class PackedPanels {
+    private var storage = GrowingBuffer()
+    /// The shape packed, and the variant whose panel width was used.
+    private(set) var k = 0, n = 0
+    private(set) var variant: ObjectIdentifier? = nil
+
+    deinit { storage.release() }
+
+    /// Packs `b` `(k, n)` for variant `V`, reusing the storage when it is large enough.
+    func pack<V: KernelVariant>(_: V.Type, _ b: StridedMatrix, k: Int, n: Int) {
+        let width = V.Lane.scalarCount
+        let kc = Blocking.depth, nc = Blocking.columns
+        let base = storage.reserve(max(k * roundUp(n, width), 1))
+        var offset = 0
+        var jc = 0
+        while jc < n {
+            let nb = min(nc, n - jc)
+            var pc = 0
+            while pc < k {
+                let kb = min(kc, k - pc)
+                packPanelsB(V.self, b.offset(pc, jc), depth: kb, columns: nb, into: base + offset)
+                offset += kb * roundUp(nb, width)
+                pc += kb
+            }
+            jc += nb
+        }
+        self.k = k
+        self.n = n
+        variant = ObjectIdentifier(V.self)
+    }
+
+    /// The packed block that starts at row `pc`, column `jc` of B (both block boundaries).
+    @inline(__always)
+    func block(_ width: Int, pc: Int, jc: Int) -> UnsafePointer<Double> {
+        // Blocks before column jc: jc·k·... each column block (nb wide, all of k) takes k·roundUp(nb, width).
+        let before = jc * k   // jc is a multiple of Blocking.columns, itself a multiple of every lane width
+        let nb = min(Blocking.columns, n - jc)
+        return UnsafePointer(storage.pointer!) + (before + pc * roundUp(nb, width))
+    }
 }
 
 /// Uninitialised room for `count` doubles, aligned to 64 bytes (a cache line, and a SIMD8 vector): a vector
@@ -229,29 +168,37 @@ func deallocateDoubles(_ p: UnsafeMutablePointer<Double>) {
     UnsafeMutableRawPointer(p).deallocate()
 }
 
+@inline(__always) func roundUp(_ x: Int, _ multiple: Int) -> Int { (x + multiple - 1) / multiple * multiple }
+
 // MARK: - The product
 
-/// `C = start + op(A)·op(B)`: `a` is `(m, k)`, `b` is `(k, n)`, C is `(m, n)` row-major with row stride
-/// `cRowStride` at `c`. See the file comment for the method and the summation order.
-func multiply(m: Int, n: Int, k: Int, a: StridedMatrix, b: StridedMatrix,
-              c: UnsafeMutablePointer<Double>, cRowStride: Int, start: ProductStart, workspace: ProductWorkspace) {
+/// `C = start + op(A)·op(B)`: `a` is `(m, k)`, `b` is `(k, n)` (or `packedB`, the same B packed by
+/// `PackedPanels.pack` for this variant), C is `(m, n)` row-major with row stride `cRowStride` at `c`. See the
+/// file comment for the method and the summation order.
+func multiply<V: KernelVariant>(_: V.Type, m: Int, n: Int, k: Int, a: StridedMatrix, b: StridedMatrix,
+                                packedB: PackedPanels? = nil,
+                                c: UnsafeMutablePointer<Double>, cRowStride: Int, start: ProductStart,
+                                workspace: ProductWorkspace) {
     if m == 0 || n == 0 { return }
     if k == 0 {
         fillStart(m: m, n: n, c: c, cRowStride: cRowStride, start: start)
         return
     }
-    let width = Lane.scalarCount
-    let mr = TileRows.value, nr = TileVectors.value * width
+    precondition(packedB == nil || (packedB!.k == k && packedB!.n == n && packedB!.variant == ObjectIdentifier(V.self)),
+                 "multiply: packed B does not match (\(k), \(n))")
+    let width = V.Lane.scalarCount
+    let mr = V.TileRows.value, nr = V.TileVectors.value * width
     let kc = Blocking.depth, mc = Blocking.rows, nc = Blocking.columns
     // B with contiguous rows is read in place when it is small (it stays in cache) or when its row stride is
     // not a multiple of 512 bytes (rows that far apart would compete for the same cache sets), except a last
     // panel whose width is not a whole number of vectors: a vector load there could reach past B's last row.
-    let bInPlace = b.columnStride == 1 && (k * n <= Blocking.inPlaceB || b.rowStride % 64 != 0)
+    let bInPlace = packedB == nil && b.columnStride == 1 && (k * n <= Blocking.inPlaceB || b.rowStride % 64 != 0)
     // A transposed B (columns contiguous, e.g. Wᵀ) used by a single block of A rows is packed panel by panel,
     // just before its tiles use it (reading a panel is then a few sequential streams, and it is still in L1).
     // Otherwise a whole `kc × nc` block of B is packed once, row by row, and used by every block of A rows.
-    let onTheFly = m <= mc && b.columnStride != 1
-    let bufferB = workspace.bufferB(min(kc, k) * (bInPlace || onTheFly ? nr : roundUp(min(nc, n), width)))
+    let onTheFly = packedB == nil && m <= mc && b.columnStride != 1
+    let bufferB = packedB != nil ? nil
+        : workspace.bufferB(min(kc, k) * (bInPlace || onTheFly ? nr : roundUp(min(nc, n), width)))
     // A is packed when it is read for more than two panels of B and is not small; else read in place.
     let packA = n > 2 * nr && min(mc, m) * min(kc, k) >= Blocking.packAThreshold
     let bufferA = packA ? workspace.bufferA(roundUp(min(mc, m), mr) * min(kc, k)) : nil
@@ -265,10 +212,17 @@ func multiply(m: Int, n: Int, k: Int, a: StridedMatrix, b: StridedMatrix,
         while pc < k {
             let kb = min(kc, k - pc)
             let bBlock = b.offset(pc, jc)
-            if !bInPlace && !onTheFly {
-                packPanelsB(bBlock, depth: kb, columns: nb, into: bufferB)
-            } else if bInPlace && (nb - lastPanel) % width != 0 {
-                packPanelsB(bBlock.offset(0, lastPanel), depth: kb, columns: nb - lastPanel, into: bufferB)
+            // Where this block's packed panels are: the pre-packed ones, or the workspace's.
+            let panels: UnsafePointer<Double>
+            if let packedB {
+                panels = packedB.block(width, pc: pc, jc: jc)
+            } else {
+                panels = UnsafePointer(bufferB!)
+                if !bInPlace && !onTheFly {
+                    packPanelsB(V.self, bBlock, depth: kb, columns: nb, into: bufferB!)
+                } else if bInPlace && (nb - lastPanel) % width != 0 {
+                    packPanelsB(V.self, bBlock.offset(0, lastPanel), depth: kb, columns: nb - lastPanel, into: bufferB!)
+                }
             }
             let blockStart: ProductStart
             if pc == 0 { blockStart = start } else { blockStart = .accumulate }
@@ -279,7 +233,7 @@ func multiply(m: Int, n: Int, k: Int, a: StridedMatrix, b: StridedMatrix,
                 let aRow: Int, aDepth: Int, aPanel: Int
                 let aBase: UnsafePointer<Double>
                 if let bufferA {
-                    packPanelsA(a.offset(ic, pc), rows: mb, depth: kb, into: bufferA)
+                    packPanelsA(V.self, a.offset(ic, pc), rows: mb, depth: kb, into: bufferA)
                     aBase = UnsafePointer(bufferA)
                     aRow = 1; aDepth = mr; aPanel = mr * kb
                 } else {
@@ -297,21 +251,21 @@ func multiply(m: Int, n: Int, k: Int, a: StridedMatrix, b: StridedMatrix,
                     let tileStart: ProductStart
                     if case let .bias(p) = blockStart { tileStart = .bias(p + (jc + jr)) } else { tileStart = blockStart }
                     if columns == vectors * width {
-                        runTile(rows: rows, vectors: vectors, depth: kb, a: panelA, aRow: aRow, aDepth: aDepth,
+                        runTile(V.self, rows: rows, vectors: vectors, depth: kb, a: panelA, aRow: aRow, aDepth: aDepth,
                                 b: panelB, bDepth: bDepth, c: tileC, cRowStride: cRowStride, start: tileStart)
                     } else {
                         // The last vector reaches past C: the whole vectors go straight to C, the last one is
                         // computed aside and merged.
                         if vectors > 1 {
-                            runTile(rows: rows, vectors: vectors - 1, depth: kb, a: panelA, aRow: aRow, aDepth: aDepth,
+                            runTile(V.self, rows: rows, vectors: vectors - 1, depth: kb, a: panelA, aRow: aRow, aDepth: aDepth,
                                     b: panelB, bDepth: bDepth, c: tileC, cRowStride: cRowStride, start: tileStart)
                         }
                         let last = (vectors - 1) * width
                         let lastStart: ProductStart
                         if case let .bias(p) = tileStart { lastStart = .bias(p + last) } else { lastStart = tileStart }
-                        runTile(rows: rows, vectors: 1, depth: kb, a: panelA, aRow: aRow, aDepth: aDepth,
+                        runTile(V.self, rows: rows, vectors: 1, depth: kb, a: panelA, aRow: aRow, aDepth: aDepth,
                                 b: panelB + last, bDepth: bDepth, c: edgeTile, cRowStride: width, start: .zero)
-                        mergeEdgeTile(edgeTile, tileRowStride: width, rows: rows, columns: columns - last,
+                        mergeEdgeTile(V.self, edgeTile, tileRowStride: width, rows: rows, columns: columns - last,
                                       c: tileC + last, cRowStride: cRowStride, start: lastStart)
                     }
                 }
@@ -321,19 +275,19 @@ func multiply(m: Int, n: Int, k: Int, a: StridedMatrix, b: StridedMatrix,
                     let columns = min(nr, nb - jr)
                     let padded = roundUp(columns, width)
                     if bInPlace {
-                        return columns == padded ? (bBlock.base + jr, bBlock.rowStride) : (UnsafePointer(bufferB), padded)
+                        return columns == padded ? (bBlock.base + jr, bBlock.rowStride) : (panels, padded)
                     }
-                    return (UnsafePointer(bufferB) + (jr / nr) * kb * nr, padded)
+                    return (panels + (jr / nr) * kb * nr, padded)
                 }
                 if onTheFly {
                     // Panel by panel: pack B's panel, then run it against every row tile (it stays in L1).
                     var jr = 0
                     while jr < nb {
                         let columns = min(nr, nb - jr)
-                        packPanelsB(bBlock.offset(0, jr), depth: kb, columns: columns, into: bufferB)
+                        packPanelsB(V.self, bBlock.offset(0, jr), depth: kb, columns: columns, into: bufferB!)
                         var ir = 0
                         while ir < mb {
-                            runBlockTile(ir, jr, UnsafePointer(bufferB), roundUp(columns, width))
+                            runBlockTile(ir, jr, panels, roundUp(columns, width))
                             ir += mr
                         }
                         jr += nr
@@ -359,35 +313,6 @@ func multiply(m: Int, n: Int, k: Int, a: StridedMatrix, b: StridedMatrix,
     }
 }
 
-@inline(__always) func roundUp(_ x: Int, _ multiple: Int) -> Int { (x + multiple - 1) / multiple * multiple }
-
-/// Transposes the `w × w` block in `rows[0..<w]`, w the lane width: row i becomes column i. Log₂ w rounds of
-/// "unzip" (row i of a round takes the even lanes of rows 2i and 2i+1, row w/2 + i their odd lanes).
-@inline(__always)
-func transposeSquare(_ rows: inout InlineArray<8, Lane>) {
-    #if MINIDL_AVX512
-    for _ in 0..<3 {
-        let r = rows
-        for i in 0..<4 {
-            rows[i] = Lane(lowHalf: r[2 &* i].evenHalf, highHalf: r[2 &* i &+ 1].evenHalf)
-            rows[4 &+ i] = Lane(lowHalf: r[2 &* i].oddHalf, highHalf: r[2 &* i &+ 1].oddHalf)
-        }
-    }
-    #elseif MINIDL_AVX2
-    for _ in 0..<2 {
-        let r = rows
-        for i in 0..<2 {
-            rows[i] = Lane(lowHalf: r[2 &* i].evenHalf, highHalf: r[2 &* i &+ 1].evenHalf)
-            rows[2 &+ i] = Lane(lowHalf: r[2 &* i].oddHalf, highHalf: r[2 &* i &+ 1].oddHalf)
-        }
-    }
-    #else
-    let r0 = rows[0], r1 = rows[1]
-    rows[0] = Lane(r0[0], r1[0])
-    rows[1] = Lane(r0[1], r1[1])
-    #endif
-}
-
 /// C = the start value, for an empty depth.
 private func fillStart(m: Int, n: Int, c: UnsafeMutablePointer<Double>, cRowStride: Int, start: ProductStart) {
     for i in 0..<m {
@@ -404,8 +329,10 @@ private func fillStart(m: Int, n: Int, c: UnsafeMutablePointer<Double>, cRowStri
 
 /// Copies the `(depth, columns)` block of B into panels `nr` columns wide (the last one narrower, rounded up to
 /// whole vectors and zero-filled): panel after panel, each `depth` rows of its width, contiguous.
-private func packPanelsB(_ b: StridedMatrix, depth: Int, columns: Int, into out: UnsafeMutablePointer<Double>) {
-    let width = Lane.scalarCount, nr = TileVectors.value * width
+func packPanelsB<V: KernelVariant>(_: V.Type, _ b: StridedMatrix, depth: Int, columns: Int,
+                                   into out: UnsafeMutablePointer<Double>) {
+    typealias Lane = V.Lane
+    let width = Lane.scalarCount, nr = V.TileVectors.value * width
     if b.columnStride == 1 {
         // Rows of B are contiguous: read B row by row (a sequential stream) and deal each row's vectors out to
         // the panels; the last panel's remainder and padding element by element.
@@ -416,12 +343,12 @@ private func packPanelsB(_ b: StridedMatrix, depth: Int, columns: Int, into out:
             let src = b.base + kk * b.rowStride
             for panel in 0..<fullPanels {
                 let from = src + panel &* nr, to = out + (panel &* panelSize &+ kk &* nr)
-                for v in 0..<TileVectors.value { storeLane(loadLane(from + v &* width), to + v &* width) }
+                for v in 0..<V.TileVectors.value { storeLane(loadLane(from + v &* width, as: Lane.self), to + v &* width) }
             }
             if lastWidth > 0 {
                 let from = src + fullPanels &* nr, to = out + (fullPanels &* panelSize &+ kk &* lastPadded)
                 var j = 0
-                while j + width <= lastWidth { storeLane(loadLane(from + j), to + j); j &+= width }
+                while j + width <= lastWidth { storeLane(loadLane(from + j, as: Lane.self), to + j); j &+= width }
                 if j < lastWidth {
                     var v = Lane()  // the remainder, then zeros to the vector's end
                     for r in 0..<(lastWidth &- j) { v[r] = from[j &+ r] }
@@ -448,7 +375,7 @@ private func packPanelsB(_ b: StridedMatrix, depth: Int, columns: Int, into out:
                 while kk < fullDepth {
                     var block = InlineArray<8, Lane>(repeating: Lane())
                     for r in 0..<width { block[r] = loadLane(src + (r &* cs &+ kk)) }
-                    transposeSquare(&block)
+                    V.transposeSquare(&block)
                     for r in 0..<width { storeLane(block[r], dst + ((kk &+ r) &* pw &+ jj)) }
                     kk &+= width
                 }
@@ -481,8 +408,10 @@ private func packPanelsB(_ b: StridedMatrix, depth: Int, columns: Int, into out:
 
 /// Copies the `(rows, depth)` block of A into panels `mr` rows high: for each k, the panel's `mr` values
 /// (a short last panel leaves its missing rows unwritten; the kernel never reads them).
-private func packPanelsA(_ a: StridedMatrix, rows: Int, depth: Int, into out: UnsafeMutablePointer<Double>) {
-    let width = Lane.scalarCount, mr = TileRows.value
+private func packPanelsA<V: KernelVariant>(_: V.Type, _ a: StridedMatrix, rows: Int, depth: Int,
+                                           into out: UnsafeMutablePointer<Double>) {
+    typealias Lane = V.Lane
+    let width = Lane.scalarCount, mr = V.TileRows.value
     var dst = out
     var i0 = 0
     while i0 < rows {
@@ -493,7 +422,9 @@ private func packPanelsA(_ a: StridedMatrix, rows: Int, depth: Int, into out: Un
             let src = a.base + i0
             if h == mr {
                 for kk in 0..<depth {
-                    for v in 0..<(mr / width) { storeLane(loadLane(src + (kk &* cs &+ v &* width)), dst + (kk &* mr &+ v &* width)) }
+                    for v in 0..<(mr / width) {
+                        storeLane(loadLane(src + (kk &* cs &+ v &* width), as: Lane.self), dst + (kk &* mr &+ v &* width))
+                    }
                 }
             } else {
                 for kk in 0..<depth {
@@ -510,7 +441,7 @@ private func packPanelsA(_ a: StridedMatrix, rows: Int, depth: Int, into out: Un
                 while kk + width <= depth {
                     var block = InlineArray<8, Lane>(repeating: Lane())
                     for r in 0..<width { block[r] = loadLane(src + (r &* rs &+ kk)) }
-                    transposeSquare(&block)
+                    V.transposeSquare(&block)
                     for r in 0..<width { storeLane(block[r], dst + ((kk &+ r) &* mr &+ ii)) }
                     kk += width
                 }
@@ -544,11 +475,12 @@ private func packPanelsA(_ a: StridedMatrix, rows: Int, depth: Int, into out: Un
 /// count and a small body (it unrolls completely, nothing indexes them with a variable), and index arithmetic
 /// wraps (`&*`, `&+`) so no overflow check sits in the depth loop.
 @inline(__always)
-func tileKernel<Rows: StaticCount, Vectors: StaticCount>(
-    _: Rows.Type, _: Vectors.Type, depth: Int,
+func tileKernel<V: KernelVariant, Rows: StaticCount, Vectors: StaticCount>(
+    _: V.Type, _: Rows.Type, _: Vectors.Type, depth: Int,
     a: UnsafePointer<Double>, aRow: Int, aDepth: Int, b: UnsafePointer<Double>, bDepth: Int,
     c: UnsafeMutablePointer<Double>, cRowStride: Int, start: ProductStart
 ) {
+    typealias Lane = V.Lane
     let width = Lane.scalarCount
     let rows = Rows.value, vectors = Vectors.value
     var acc = InlineArray<24, Lane>(repeating: Lane())
@@ -560,7 +492,7 @@ func tileKernel<Rows: StaticCount, Vectors: StaticCount>(
         for i in 0..<rows {
             let s = Lane(repeating: ap[i &* aRow])
             for j in 0..<vectors {
-                acc[i &* vectors &+ j] = multiplyAdd(s, bv[j], acc[i &* vectors &+ j])
+                acc[i &* vectors &+ j] = multiplyAdd(V.self, s, bv[j], acc[i &* vectors &+ j])
             }
         }
         ap += aDepth
@@ -578,12 +510,12 @@ func tileKernel<Rows: StaticCount, Vectors: StaticCount>(
         for i in 0..<rows {
             for j in 0..<vectors {
                 let p = c + (i &* cRowStride &+ j &* width)
-                storeLane(loadLane(p) + acc[i &* vectors &+ j], p)
+                storeLane(loadLane(p, as: Lane.self) + acc[i &* vectors &+ j], p)
             }
         }
     case let .bias(bias):
         for j in 0..<vectors {
-            let bj = loadLane(bias + j &* width)
+            let bj = loadLane(bias + j &* width, as: Lane.self)
             for i in 0..<rows { storeLane(acc[i &* vectors &+ j] + bj, c + (i &* cRowStride &+ j &* width)) }
         }
     }
@@ -593,24 +525,26 @@ func tileKernel<Rows: StaticCount, Vectors: StaticCount>(
 /// (row stride `tileRowStride`) because its only vector reaches past C's columns: a vector operation per row
 /// and a partial store.
 @inline(never)
-private func mergeEdgeTile(_ tile: UnsafePointer<Double>, tileRowStride: Int, rows: Int, columns: Int,
-                           c: UnsafeMutablePointer<Double>, cRowStride: Int, start: ProductStart) {
+private func mergeEdgeTile<V: KernelVariant>(_: V.Type, _ tile: UnsafePointer<Double>, tileRowStride: Int, rows: Int,
+                                             columns: Int, c: UnsafeMutablePointer<Double>, cRowStride: Int,
+                                             start: ProductStart) {
+    typealias Lane = V.Lane
     var source = tile, row = c
     switch start {
     case .zero:
         for _ in 0..<rows {
-            storeLane(loadLane(source), row, count: columns)
+            storeLane(loadLane(source, as: Lane.self), row, count: columns)
             source += tileRowStride; row += cRowStride
         }
     case .accumulate:
         for _ in 0..<rows {
-            storeLane(loadLane(source) + loadLane(row, count: columns), row, count: columns)
+            storeLane(loadLane(source, as: Lane.self) + loadLane(row, count: columns, as: Lane.self), row, count: columns)
             source += tileRowStride; row += cRowStride
         }
     case let .bias(bias):
-        let b = loadLane(bias, count: columns)
+        let b = loadLane(bias, count: columns, as: Lane.self)
         for _ in 0..<rows {
-            storeLane(loadLane(source) + b, row, count: columns)
+            storeLane(loadLane(source, as: Lane.self) + b, row, count: columns)
             source += tileRowStride; row += cRowStride
         }
     }
@@ -618,34 +552,33 @@ private func mergeEdgeTile(_ tile: UnsafePointer<Double>, tileRowStride: Int, ro
 
 /// `tileKernel` for one shape, compiled on its own (each shape the dispatch below names is specialised once).
 @inline(never)
-func tile<Rows: StaticCount, Vectors: StaticCount>(
-    _ r: Rows.Type, _ v: Vectors.Type, depth: Int,
+func tile<V: KernelVariant, Rows: StaticCount, Vectors: StaticCount>(
+    _ variant: V.Type, _ r: Rows.Type, _ v: Vectors.Type, depth: Int,
     a: UnsafePointer<Double>, aRow: Int, aDepth: Int, b: UnsafePointer<Double>, bDepth: Int,
     c: UnsafeMutablePointer<Double>, cRowStride: Int, start: ProductStart
 ) {
-    tileKernel(r, v, depth: depth, a: a, aRow: aRow, aDepth: aDepth, b: b, bDepth: bDepth,
+    tileKernel(variant, r, v, depth: depth, a: a, aRow: aRow, aDepth: aDepth, b: b, bDepth: bDepth,
                c: c, cRowStride: cRowStride, start: start)
 }
 
 /// Runs the micro-kernel of exactly `rows × vectors` (1…mr, 1…nr / lane width): edge tiles do no wasted rows.
 @inline(__always)
-func runTile(rows: Int, vectors: Int, depth: Int,
-             a: UnsafePointer<Double>, aRow: Int, aDepth: Int, b: UnsafePointer<Double>, bDepth: Int,
-             c: UnsafeMutablePointer<Double>, cRowStride: Int, start: ProductStart) {
+func runTile<V: KernelVariant>(_ variant: V.Type, rows: Int, vectors: Int, depth: Int,
+                               a: UnsafePointer<Double>, aRow: Int, aDepth: Int, b: UnsafePointer<Double>, bDepth: Int,
+                               c: UnsafeMutablePointer<Double>, cRowStride: Int, start: ProductStart) {
+    precondition(rows >= 1 && rows <= V.TileRows.value && vectors >= 1 && vectors <= V.TileVectors.value,
+                 "runTile: \(rows) × \(vectors) for \(V.name)")
     @inline(__always)
     func go<R: StaticCount>(_ r: R.Type) {
         switch vectors {
-        case 1: tile(r, Count1.self, depth: depth, a: a, aRow: aRow, aDepth: aDepth, b: b, bDepth: bDepth,
+        case 1: tile(variant, r, Count1.self, depth: depth, a: a, aRow: aRow, aDepth: aDepth, b: b, bDepth: bDepth,
                      c: c, cRowStride: cRowStride, start: start)
-        case 2: tile(r, Count2.self, depth: depth, a: a, aRow: aRow, aDepth: aDepth, b: b, bDepth: bDepth,
+        case 2: tile(variant, r, Count2.self, depth: depth, a: a, aRow: aRow, aDepth: aDepth, b: b, bDepth: bDepth,
                      c: c, cRowStride: cRowStride, start: start)
-        case 3: tile(r, Count3.self, depth: depth, a: a, aRow: aRow, aDepth: aDepth, b: b, bDepth: bDepth,
+        case 3: tile(variant, r, Count3.self, depth: depth, a: a, aRow: aRow, aDepth: aDepth, b: b, bDepth: bDepth,
                      c: c, cRowStride: cRowStride, start: start)
-        #if !(MINIDL_AVX512 || MINIDL_AVX2)
-        case 4: tile(r, Count4.self, depth: depth, a: a, aRow: aRow, aDepth: aDepth, b: b, bDepth: bDepth,
-                     c: c, cRowStride: cRowStride, start: start)
-        #endif
-        default: preconditionFailure("runTile: \(vectors) vectors")
+        default: tile(variant, r, Count4.self, depth: depth, a: a, aRow: aRow, aDepth: aDepth, b: b, bDepth: bDepth,
+                      c: c, cRowStride: cRowStride, start: start)
         }
     }
     switch rows {
@@ -653,12 +586,9 @@ func runTile(rows: Int, vectors: Int, depth: Int,
     case 2: go(Count2.self)
     case 3: go(Count3.self)
     case 4: go(Count4.self)
-    #if MINIDL_AVX512
     case 5: go(Count5.self)
     case 6: go(Count6.self)
     case 7: go(Count7.self)
-    case 8: go(Count8.self)
-    #endif
-    default: preconditionFailure("runTile: \(rows) rows")
+    default: go(Count8.self)
     }
 }
