@@ -88,6 +88,9 @@ public struct ReferenceResult {
 
 /// Trains a `ReferenceRun` on GSL BLAS and reports which BLAS library is in use.
 public enum ReferenceEngine {
+    /// Elements of the widest layer per evaluation chunk: 2¹⁸ (2 MiB of doubles).
+    public static let evaluationChunkElements = 1 << 18
+
     /// Trains `run` and returns the per-epoch trace.
     ///
     /// Epoch 0 evaluates before any update. For each epoch `e = 1...epochs`, the training rows are taken in
@@ -95,8 +98,9 @@ public enum ReferenceEngine {
     /// (the last may be smaller), numbered from 1. Per mini-batch: zero gradients, forward, loss; a NaN or
     /// ±∞ loss is recorded as the divergence and training stops (no evaluation of epoch `e`); otherwise
     /// backward of the loss gradient and one optimizer step. After each epoch the train and test sets are
-    /// each evaluated with one forward pass (loss, and accuracy: argmax of output row = argmax of target row
-    /// for ≥ 2 outputs, first maximum on ties; `(output ≥ 0.5) = (target ≥ 0.5)` for 1 output).
+    /// each evaluated in chunks of `evaluationChunkElements / widest layer` rows (loss over the whole set, and
+    /// accuracy: argmax of output row = argmax of target row for ≥ 2 outputs, first maximum on ties, a NaN
+    /// counting as the maximum as `torch.argmax`; `(output ≥ 0.5) = (target ≥ 0.5)` for 1 output).
     ///
     /// Throws `ReferenceError` for an invalid run (shapes that do not chain, data widths that do not match
     /// the network, empty or ragged data, `batchSize < 1`, `epochs < 0`, a `batchOrder` of the wrong size or
@@ -109,13 +113,27 @@ public enum ReferenceEngine {
         try validateSchedule(run)
         let optimizer = ReferenceOptimizerState(run.optimizer)
 
+        // Evaluation in chunks of rows, so that memory is bounded by a chunk times the widest layer: the loss's
+        // terms go into one compensated sum and the correct rows are counted, as one pass would give them.
+        let widest = ([network.inputWidth ?? 1, network.outputWidth ?? 1] + network.linears.flatMap { [$0.inFeatures, $0.outFeatures] }).max()!
+        let chunkRows = max(1, evaluationChunkElements / widest)
+        func evaluate(_ x: Matrix, _ y: Matrix) throws -> (loss: Double, accuracy: Double) {
+            var sum = NeumaierSum()
+            var terms = 0, correct = 0
+            for start in stride(from: 0, to: x.rows, by: chunkRows) {
+                let rows = start..<min(start + chunkRows, x.rows)
+                let (inputs, targets) = rows.count == x.rows ? (x, y)
+                    : (try x.gatherRows(rows, "evaluation inputs"), try y.gatherRows(rows, "evaluation targets"))
+                let output = try network.forward(inputs)
+                terms += try accumulateLoss(run.loss, predictions: output, targets: targets, into: &sum).terms
+                correct += correctCount(output, targets)
+            }
+            return (sum.value / Double(terms), Double(correct) / Double(x.rows))
+        }
         func evaluate(_ epoch: Int) throws -> ReferenceEpoch {
-            let trainOutput = try network.forward(trainX)
-            let trainLoss = try lossAndGradient(run.loss, predictions: trainOutput, targets: trainY).value
-            let testOutput = try network.forward(testX)
-            let testLoss = try lossAndGradient(run.loss, predictions: testOutput, targets: testY).value
-            return ReferenceEpoch(epoch: epoch, trainLoss: trainLoss, testLoss: testLoss,
-                                  trainAccuracy: accuracy(trainOutput, trainY), testAccuracy: accuracy(testOutput, testY))
+            let train = try evaluate(trainX, trainY), test = try evaluate(testX, testY)
+            return ReferenceEpoch(epoch: epoch, trainLoss: train.loss, testLoss: test.loss,
+                                  trainAccuracy: train.accuracy, testAccuracy: test.accuracy)
         }
 
         var trace = [try evaluate(0)]
@@ -245,9 +263,10 @@ public enum ReferenceEngine {
     }
 }
 
-/// The fraction of rows classified correctly: for `width ≥ 2`, argmax(output row) = argmax(target row)
-/// (first maximum on ties); for `width = 1`, `(output ≥ 0.5) = (target ≥ 0.5)`. Both are `(batch, width)`.
-func accuracy(_ outputs: Matrix, _ targets: Matrix) -> Double {
+/// How many rows are classified correctly: for `width ≥ 2`, argmax(output row) = argmax(target row)
+/// (first maximum on ties, a NaN counting as the maximum); for `width = 1`, `(output ≥ 0.5) = (target ≥ 0.5)`.
+/// Both are `(batch, width)`.
+func correctCount(_ outputs: Matrix, _ targets: Matrix) -> Int {
     let width = outputs.columns
     var correct = 0
     for r in 0..<outputs.rows {
@@ -258,5 +277,5 @@ func accuracy(_ outputs: Matrix, _ targets: Matrix) -> Double {
             correct += 1
         }
     }
-    return Double(correct) / Double(outputs.rows)
+    return correct
 }

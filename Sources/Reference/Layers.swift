@@ -12,16 +12,19 @@ import Foundation
 /// | `tanh`                | `y = tanh(x)`                      | `dx = dy·(1 − y·y)`                        |
 /// | `sigmoid`             | `y = 1 / (1 + e^−x)`               | `dx = dy·(1 − y)·y`                        |
 /// | `leakyRelu(slope:)`   | `y = x > 0 ? x : slope·x`          | `dx = x > 0 ? dy : slope·dy`               |
+/// | `gelu`                | `y = x·Φ(x) = x·½·(1 + erf(x/√2))` | `dx = dy·(Φ(x) + x·φ(x))`                  |
 ///
 /// `weight` is `(out, in)` as rows (PyTorch's `nn.Linear.weight`), `bias` has `out` values; a linear
 /// layer maps `(batch, in) → (batch, out)`. PyTorch's `nn.LeakyReLU` default slope is 0.01; here the
-/// slope is always given explicitly.
+/// slope is always given explicitly. `gelu` is PyTorch's exact `nn.GELU()` (`approximate='none'`), Φ the
+/// standard normal distribution function and φ its density.
 public enum ReferenceLayer: Equatable {
     case linear(weight: [[Double]], bias: [Double])
     case relu
     case tanh
     case sigmoid
     case leakyRelu(slope: Double)
+    case gelu
 }
 
 extension ReferenceLayer: CustomStringConvertible {
@@ -33,6 +36,7 @@ extension ReferenceLayer: CustomStringConvertible {
         case .tanh: return "Tanh"
         case .sigmoid: return "Sigmoid"
         case let .leakyRelu(slope): return "LeakyReLU(slope: \(slope))"
+        case .gelu: return "GELU"
         }
     }
 }
@@ -108,29 +112,22 @@ final class Linear: Module {
 
 // MARK: - Activations
 
-/// An elementwise activation, `(batch, n) → (batch, n)`. The cache is the input `x` for ReLU and
-/// LeakyReLU (their gradient depends on the sign of `x`) and the output `y` for Tanh and Sigmoid
-/// (their gradient is written in `y`, as PyTorch's `tanh_backward` / `sigmoid_backward` do).
+/// An elementwise activation, `(batch, n) → (batch, n)`: any `ReferenceLayer` but `.linear`. The cache is the
+/// input `x` for ReLU, LeakyReLU and GELU (their gradient depends on `x`) and the output `y` for Tanh and
+/// Sigmoid (their gradient is written in `y`, as PyTorch's `tanh_backward` / `sigmoid_backward` do).
 final class Activation: Module {
-    enum Kind { case relu, tanh, sigmoid, leakyRelu(slope: Double) }
-    let kind: Kind
+    let layer: ReferenceLayer
     private var cache: Matrix?
 
-    init(_ kind: Kind) { self.kind = kind }
-
-    var layer: ReferenceLayer {
-        switch kind {
-        case .relu: return .relu
-        case .tanh: return .tanh
-        case .sigmoid: return .sigmoid
-        case let .leakyRelu(slope): return .leakyRelu(slope: slope)
-        }
+    init(_ layer: ReferenceLayer) {
+        precondition(layer.isActivation, "Activation: \(layer) is not an activation")
+        self.layer = layer
     }
 
     func forward(_ x: Matrix) throws -> Matrix {
         let y = try Matrix(rows: x.rows, columns: x.columns, "\(layer).forward")
         let (xs, ys, n) = (x.data, y.data, x.count)
-        switch kind {
+        switch layer {
         case .relu:                   // y = x > 0 ? x : 0  (NaN stays NaN, as torch.relu)
             for i in 0..<n { ys[i] = xs[i] <= 0 ? 0 : xs[i] }
             cache = x
@@ -143,6 +140,11 @@ final class Activation: Module {
         case let .leakyRelu(slope):   // y = x > 0 ? x : slope·x
             for i in 0..<n { ys[i] = xs[i] > 0 ? xs[i] : xs[i] * slope }
             cache = x
+        case .gelu:                   // y = x·½·(1 + erf(x·√½)), ATen's GeluKernel (exact)
+            for i in 0..<n { ys[i] = xs[i] * 0.5 * (1 + erf(xs[i] * sqrtHalf)) }
+            cache = x
+        case .linear:
+            preconditionFailure("Activation: linear")
         }
         return y
     }
@@ -155,7 +157,7 @@ final class Activation: Module {
         }
         let dx = try Matrix(rows: dy.rows, columns: dy.columns, "\(layer).backward")
         let (c, g, d, n) = (saved.data, dy.data, dx.data, dy.count)
-        switch kind {
+        switch layer {
         case .relu:                   // dx = x > 0 ? dy : 0          (d/dx of x > 0 ? x : 0; 0 at x = 0)
             for i in 0..<n { d[i] = c[i] > 0 ? g[i] : 0 }
         case .tanh:                   // dx = dy·(1 − y·y)            (c holds y = tanh x)
@@ -164,7 +166,27 @@ final class Activation: Module {
             for i in 0..<n { d[i] = g[i] * (1 - c[i]) * c[i] }
         case let .leakyRelu(slope):   // dx = x > 0 ? dy : slope·dy   (c holds x)
             for i in 0..<n { d[i] = c[i] > 0 ? g[i] : g[i] * slope }
+        case .gelu:                   // dx = dy·(Φ(x) + x·φ(x)), Φ(x) = ½(1 + erf(x/√2)), φ(x) = e^(−x²/2)/√(2π)
+            let inverseSqrtTwoPi = M_2_SQRTPI * sqrtHalf * 0.5
+            for i in 0..<n {
+                let cdf = 0.5 * (1 + erf(c[i] * sqrtHalf))
+                let pdf = inverseSqrtTwoPi * exp(c[i] * c[i] * -0.5)
+                d[i] = g[i] * (cdf + c[i] * pdf)
+            }
+        case .linear:
+            preconditionFailure("Activation: linear")
         }
         return dx
+    }
+}
+
+/// √½, C's `M_SQRT1_2` (ATen's `kAlpha` in its GELU kernels).
+private let sqrtHalf = 0.70710678118654752440
+
+extension ReferenceLayer {
+    /// Whether this is an elementwise activation (everything but `.linear`).
+    var isActivation: Bool {
+        if case .linear = self { return false }
+        return true
     }
 }

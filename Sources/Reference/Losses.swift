@@ -17,6 +17,10 @@ import Foundation
 /// −100, backward denominator clamped at 1e−12, as in ATen's `binary_cross_entropy(_backward)`), and
 /// `crossEntropy` is `nn.CrossEntropyLoss` on logits with class indices taken from one-hot (or score)
 /// target rows (first maximum on ties); note its mean is over rows, not elements.
+///
+/// The terms are summed with Neumaier's compensated summation (`NeumaierSum`), so the value is within a
+/// couple of ulp of the exact sum of the computed terms for any number of them and any order: two engines
+/// that compute the same terms agree on the loss of a million rows as they do on one.
 public enum ReferenceLoss: Equatable, CaseIterable {
     case mse, mae, bce, crossEntropy
 }
@@ -36,6 +40,16 @@ public func referenceLoss(_ loss: ReferenceLoss, predictions: [[Double]], target
 /// Matrix form of `referenceLoss`: `p`, `t` and the gradient are `(batch, width)`.
 func lossAndGradient(_ loss: ReferenceLoss, predictions p: Matrix, targets t: Matrix) throws
     -> (value: Double, gradient: Matrix) {
+    var sum = NeumaierSum()
+    let (terms, gradient) = try accumulateLoss(loss, predictions: p, targets: t, into: &sum)
+    return (sum.value / Double(terms), gradient)
+}
+
+/// Adds the loss's terms for `p` and `t` to `sum` and returns how many there are (elements, or rows for
+/// cross-entropy) with the gradient of this batch's mean: an evaluation in chunks adds every chunk's terms to
+/// one sum, which gives the same value as one pass over the whole set.
+func accumulateLoss(_ loss: ReferenceLoss, predictions p: Matrix, targets t: Matrix, into sum: inout NeumaierSum) throws
+    -> (terms: Int, gradient: Matrix) {
     func location() -> String { "\(loss) loss" }  // built only when an error is thrown
     guard p.rows == t.rows, p.columns == t.columns else {
         throw ReferenceError("predictions are \(p.shape) but targets are \(t.shape); expected the same shape",
@@ -44,7 +58,6 @@ func lossAndGradient(_ loss: ReferenceLoss, predictions p: Matrix, targets t: Ma
     let gradient = try Matrix(rows: p.rows, columns: p.columns, location())
     let (ps, ts, gs, n) = (p.data, t.data, gradient.data, p.count)
     let count = Double(n)
-    var sum = 0.0
     switch loss {
     case .mse:
         for i in 0..<n {
@@ -52,7 +65,7 @@ func lossAndGradient(_ loss: ReferenceLoss, predictions p: Matrix, targets t: Ma
             sum += diff * diff               // value:    (p − t)²
             gs[i] = diff * (2 / count)       // gradient: 2(p − t)/N
         }
-        return (sum / count, gradient)
+        return (n, gradient)
 
     case .mae:
         for i in 0..<n {
@@ -60,7 +73,7 @@ func lossAndGradient(_ loss: ReferenceLoss, predictions p: Matrix, targets t: Ma
             sum += abs(diff)                 // value:    |p − t|
             gs[i] = sign(diff) / count       // gradient: sign(p − t)/N, sign(0) = 0
         }
-        return (sum / count, gradient)
+        return (n, gradient)
 
     case .bce:
         for i in 0..<n {
@@ -79,7 +92,7 @@ func lossAndGradient(_ loss: ReferenceLoss, predictions p: Matrix, targets t: Ma
             // gradient: (p − t) / max((1 − p)·p, 1e−12) / N
             gs[i] = (pi - ti) / Swift.max((1 - pi) * pi, 1e-12) / count
         }
-        return (sum / count, gradient)
+        return (n, gradient)
 
     case .crossEntropy:
         let (rows, width) = (p.rows, p.columns)
@@ -94,7 +107,7 @@ func lossAndGradient(_ loss: ReferenceLoss, predictions p: Matrix, targets t: Ma
             for j in 0..<width { expSum += exp(z[j] - m) }
             let logSumExp = log(expSum)
             // value: −ls_c = logsumexp(z) − z_c, averaged over rows
-            sum -= (z[c] - m) - logSumExp
+            sum += logSumExp - (z[c] - m)
             // gradient (log_softmax backward of nll's −1/batch at c): softmax_j/batch − [j = c]/batch
             let g = gs + r * width
             for j in 0..<width {
@@ -102,8 +115,23 @@ func lossAndGradient(_ loss: ReferenceLoss, predictions p: Matrix, targets t: Ma
                 g[j] = j == c ? -1 / batch + softmax / batch : softmax / batch
             }
         }
-        return (sum / batch, gradient)
+        return (rows, gradient)
     }
+}
+
+/// Neumaier's compensated sum (Neumaier 1974, the Kahan–Babuška refinement): `c` collects what each addition
+/// rounds away, so `value` is within 2 ulp of the exact sum plus n·ε² of the terms' magnitude. A sum that
+/// becomes ±∞ or NaN keeps that value.
+struct NeumaierSum {
+    private var s = 0.0, c = 0.0
+
+    static func += (sum: inout NeumaierSum, x: Double) {
+        let t = sum.s + x
+        if t.isFinite { sum.c += Swift.abs(sum.s) >= Swift.abs(x) ? (sum.s - t) + x : (x - t) + sum.s }
+        sum.s = t
+    }
+
+    var value: Double { s.isFinite ? s + c : s }
 }
 
 /// `max(x, −100)`, keeping NaN (like `std::max(x, −100)` with `x` first).

@@ -35,10 +35,7 @@ public final class ReferenceNetwork {
                 }
                 linears.append(linear)
                 modules.append(linear)
-            case .relu: modules.append(Activation(.relu))
-            case .tanh: modules.append(Activation(.tanh))
-            case .sigmoid: modules.append(Activation(.sigmoid))
-            case let .leakyRelu(slope): modules.append(Activation(.leakyRelu(slope: slope)))
+            default: modules.append(Activation(layer))
             }
         }
         self.modules = modules

@@ -20,26 +20,31 @@ public enum ReferenceOptimizer: Equatable {
     case sgd(lr: Double, momentum: Double, dampening: Double, nesterov: Bool, weightDecay: Double)
     case adam(lr: Double, beta1: Double, beta2: Double, eps: Double, weightDecay: Double)
 
-    /// Throws if a hyperparameter is outside what PyTorch accepts (messages name the value).
+    /// Throws if a hyperparameter is out of range (messages name the value). The ranges are the project's,
+    /// the same as Framework's (a test checks both on the same grid of values): SGD lr > 0, momentum in
+    /// [0, 1), dampening in [0, 1], weight decay ≥ 0, Nesterov only with momentum > 0 and dampening 0; Adam lr
+    /// > 0, β1 and β2 in [0, 1), eps > 0, weight decay ≥ 0; every value finite. (PyTorch itself accepts
+    /// lr = 0, eps = 0 and any momentum ≥ 0; these are stricter, so that no run divides by zero or keeps
+    /// growing a momentum buffer.)
     func validate() throws {
         func require(_ ok: Bool, _ message: @autoclosure () -> String) throws {
             if !ok { throw ReferenceError(message(), at: "\(self)") }
         }
         switch self {
         case let .sgd(lr, momentum, dampening, nesterov, weightDecay):
-            try require(lr >= 0 && lr.isFinite, "invalid learning rate lr = \(lr); expected a finite value ≥ 0")
-            try require(momentum >= 0 && momentum.isFinite, "invalid momentum = \(momentum); expected ≥ 0")
-            try require(dampening.isFinite, "invalid dampening = \(dampening); expected a finite value")
-            try require(weightDecay >= 0 && weightDecay.isFinite, "invalid weightDecay = \(weightDecay); expected ≥ 0")
+            try require(lr > 0 && lr.isFinite, "invalid learning rate lr = \(lr); expected a finite value > 0")
+            try require(momentum >= 0 && momentum < 1, "invalid momentum = \(momentum); expected 0 ≤ momentum < 1")
+            try require(dampening >= 0 && dampening <= 1, "invalid dampening = \(dampening); expected 0 ≤ dampening ≤ 1")
+            try require(weightDecay >= 0 && weightDecay.isFinite, "invalid weightDecay = \(weightDecay); expected a finite value ≥ 0")
             try require(!nesterov || (momentum > 0 && dampening == 0),
                         "nesterov momentum requires momentum > 0 and dampening = 0, got momentum = \(momentum), "
                         + "dampening = \(dampening)")
         case let .adam(lr, beta1, beta2, eps, weightDecay):
-            try require(lr >= 0 && lr.isFinite, "invalid learning rate lr = \(lr); expected a finite value ≥ 0")
+            try require(lr > 0 && lr.isFinite, "invalid learning rate lr = \(lr); expected a finite value > 0")
             try require(beta1 >= 0 && beta1 < 1, "invalid beta1 = \(beta1); expected 0 ≤ beta1 < 1")
             try require(beta2 >= 0 && beta2 < 1, "invalid beta2 = \(beta2); expected 0 ≤ beta2 < 1")
-            try require(eps >= 0 && eps.isFinite, "invalid eps = \(eps); expected a finite value ≥ 0")
-            try require(weightDecay >= 0 && weightDecay.isFinite, "invalid weightDecay = \(weightDecay); expected ≥ 0")
+            try require(eps > 0 && eps.isFinite, "invalid eps = \(eps); expected a finite value > 0")
+            try require(weightDecay >= 0 && weightDecay.isFinite, "invalid weightDecay = \(weightDecay); expected a finite value ≥ 0")
         }
     }
 }
