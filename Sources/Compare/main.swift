@@ -1,9 +1,11 @@
 import ArgumentParser
 import CompareCore
 import Foundation
+import Framework
 
-// `compare`: trains identical networks in Framework and Reference and reports their parity.
-// Exit status: 0 parity holds, 1 parity fails (or an engine could not run), 2 bad input or usage.
+// `compare`: trains identical networks in Framework, Reference and any outside engine, and judges their parity.
+// Exit status: 0 parity holds, 1 parity fails, 2 bad input, usage, an engine that could not run, or an output
+// that could not be written.
 
 /// An error the user caused (a bad file, flag or output path): one line on stderr, exit status 2.
 struct UsageFailure: Error, CustomStringConvertible {
@@ -13,89 +15,200 @@ struct UsageFailure: Error, CustomStringConvertible {
 struct CompareCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "compare",
-        abstract: "Train identical networks in Framework and Reference from shared seeds and report their parity.",
+        abstract: "Train identical networks in Framework, Reference and outside engines from shared seeds, and judge their parity.",
         discussion: """
-        Exit status: 0 when parity holds in every round, 1 when it fails, 2 for bad input or usage.
-        Parity: every epoch's train and test loss agree within |a − b| ≤ atol + rtol·max(|a|, |b|), and
-        accuracies within --accuracy-tolerance. Beyond that, a difference up to --amplification times the
-        run's own sensitivity to rounding (Framework against itself from initial parameters nudged by one
-        ulp) is accepted as amplified rounding, and reported with the epoch the trajectories separated.
-        When both engines diverge (NaN/∞ loss) at the same epoch and batch that is parity too (reported as
-        such); one diverging alone is a failure.
+        Every round of every experiment is trained from the same data, initial parameters and batch order in Framework (pure Swift), in Reference (GSL BLAS, the referee) and in every outside engine given with --engine; each engine's per-epoch losses and accuracies are judged against the referee's.
+
+        Parity: every epoch's train and test loss agree within |a − b| ≤ atol + rtol·max(|a|, |b|), and the accuracies within --accuracy-tolerance. From epoch 1 on, a larger loss difference still passes while it stays within --amplification times the run's own sensitivity to rounding (Framework against itself from initial parameters nudged by one ulp, the shadow); the report then says from which epoch the trajectories separated. When both engines diverge (NaN or infinite loss) at the same epoch and batch that is parity too; one diverging alone is a failure.
+
+        Exit status: 0 when parity holds in every round, 1 when it fails, 2 for bad input or usage, an engine that could not run, or an output that could not be written.
         """,
-        subcommands: [Run.self, Merge.self, Record.self],
+        version: BuildInfo.current.description,
+        subcommands: [Run.self, Check.self, Export.self, Merge.self, Record.self],
         defaultSubcommand: Run.self)
 }
 
+// MARK: - Shared options
+
+struct ExperimentOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Built-in suite: default (the original task's network, 10 rounds) or seeds (every configuration of the original reports).", valueName: "NAME"))
+    var suite: String = "default"
+
+    @Option(name: .customLong("experiment"), help: ArgumentHelp("Run this experiment file instead of a suite (repeatable).", valueName: "FILE"))
+    var experiments: [String] = []
+
+    @Option(help: ArgumentHelp("Run only the suite's experiments whose name contains this text (repeatable).", valueName: "TEXT"))
+    var only: [String] = []
+
+    @Option(parsing: .unconditional, help: "Rounds per experiment, seeds seed + r for r = 0…N−1 (default: 10 for a suite, 1 for files; 1 to 10000).")
+    var rounds: Int?
+
+    /// Every round's traces are kept for the report, so the count is bounded.
+    static let maxRounds = 10_000
+
+    @Option(parsing: .unconditional, help: "Override the seed of every experiment.") var seed: UInt64?
+    @Option(parsing: .unconditional, help: "Override the number of epochs.") var epochs: Int?
+    @Option(parsing: .unconditional, help: "Override the batch size.") var batchSize: Int?
+    @Option(parsing: .unconditional, help: "Override the learning rate.") var lr: Double?
+
+    func validate() throws {
+        if let rounds, !(1...Self.maxRounds).contains(rounds) {
+            throw ValidationError("--rounds must be from 1 to \(Self.maxRounds), got \(rounds)")
+        }
+        if experiments.isEmpty && Suite(rawValue: suite) == nil {
+            throw ValidationError("--suite must be one of \(Suite.allCases.map(\.rawValue).joined(separator: ", ")), got \(suite)")
+        }
+    }
+
+    var overridden: Bool { seed != nil || epochs != nil || batchSize != nil || lr != nil }
+
+    /// The experiments, with the overrides applied and validated; each with the file or suite it came from.
+    func planned() throws -> [(planned: PlannedExperiment, source: String)] {
+        var plan: [(PlannedExperiment, String)]
+        if experiments.isEmpty {
+            let suite = Suite(rawValue: suite)!
+            plan = suite.experiments.map { ($0, "suite \(suite.rawValue)") }
+            if !only.isEmpty {
+                plan = plan.filter { planned in only.contains { planned.0.experiment.name.contains($0) } }
+                if plan.isEmpty {
+                    throw UsageFailure(description: "--only \(only.joined(separator: ", ")): no experiment of suite \(suite.rawValue) matches; it has "
+                                       + suite.experiments.map(\.experiment.name).joined(separator: ", "))
+                }
+            }
+        } else {
+            plan = try experiments.map { (PlannedExperiment(try Experiment.load(contentsOf: URL(fileURLWithPath: $0))), $0) }
+        }
+        for index in plan.indices where overridden {
+            var e = plan[index].0.experiment
+            if let seed { e.seed = seed }
+            if let epochs {
+                e.training.epochs = epochs
+                e.training.orders = nil  // given orders are per epoch; with another count, shuffle from the seed
+            }
+            if let batchSize { e.training.batchSize = batchSize }
+            if let lr { e.optimizer.lr = lr }
+            try e.validate(file: plan[index].1 + " (with command-line overrides)")
+            plan[index].0.experiment = e
+        }
+        try OutputPlan.checkNames(plan.map { ($0.0.experiment.name, $0.1) })
+        return plan
+    }
+
+    var defaultRounds: Int { rounds ?? (experiments.isEmpty ? 10 : 1) }
+}
+
+struct ToleranceOptions: ParsableArguments {
+    @Option(parsing: .unconditional, help: "Relative tolerance on losses, 0 to 1e-6.") var rtol: Double = Tolerances().rtol
+    @Option(parsing: .unconditional, help: "Absolute tolerance on losses, 0 to 1e-6.") var atol: Double = Tolerances().atol
+    @Option(parsing: .unconditional, help: "Largest accepted difference of accuracies (fractions), 0 to 0.01.")
+    var accuracyTolerance: Double = Tolerances().accuracy
+    @Option(parsing: .unconditional, help: "From epoch 1, accept loss differences up to this many times the one-ulp shadow's, 0 to 1e6 (0: never).")
+    var amplification: Double = Tolerances().amplification
+
+    var tolerances: Tolerances { Tolerances(rtol: rtol, atol: atol, accuracy: accuracyTolerance, amplification: amplification) }
+
+    func validate() throws {
+        if let problem = tolerances.rangeProblem { throw ValidationError(problem) }
+    }
+}
+
 struct OutputOptions: ParsableArguments {
-    @Option(name: .customLong("json"), help: ArgumentHelp("Write the whole report as JSON to this file.", valueName: "OUT"))
+    @Option(name: .customLong("json"), help: ArgumentHelp("Write the whole report as JSON to this file (its folder is created).", valueName: "OUT"))
     var json: String?
 
-    @Option(name: .customLong("csv"), help: ArgumentHelp("Write per-epoch traces as CSV files into this folder.", valueName: "DIR"))
+    @Option(name: .customLong("csv"), help: ArgumentHelp("Write per-epoch traces as CSV files, and summary.csv, into this folder.", valueName: "DIR"))
     var csv: String?
 
     @Option(name: .customLong("plots"), help: ArgumentHelp("Write SVG figures into this folder.", valueName: "DIR"))
     var plots: String?
 
-    /// Checks before any work that every output place can be written, so a long run never ends in a
-    /// write error: the JSON file's folder must exist and be writable; CSV and plot folders are created.
-    func prepare() throws {
-        if let json {
-            let folder = URL(fileURLWithPath: json).deletingLastPathComponent().path
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory) else {
-                throw UsageFailure(description: "--json \(json): folder \(folder) does not exist")
-            }
-            guard isDirectory.boolValue else {
-                throw UsageFailure(description: "--json \(json): \(folder) is a file, not a folder")
-            }
-            if FileManager.default.fileExists(atPath: json, isDirectory: &isDirectory), isDirectory.boolValue {
-                throw UsageFailure(description: "--json \(json): is a folder; expected a file name")
-            }
-            guard FileManager.default.isWritableFile(atPath: folder) else {
-                throw UsageFailure(description: "--json \(json): folder \(folder) is not writable")
-            }
-        }
-        for (flag, path) in [("--csv", csv), ("--plots", plots)] {
-            guard let path else { continue }
-            do { try makeDirectory(URL(fileURLWithPath: path)) } catch { throw UsageFailure(description: "\(flag) \(error)") }
-            guard FileManager.default.isWritableFile(atPath: path) else {
-                throw UsageFailure(description: "\(flag) \(path): folder is not writable")
-            }
+    @Option(name: .customLong("report"), help: ArgumentHelp("Write one self-contained HTML page, DIR/index.html, with the tables and the figures.", valueName: "DIR"))
+    var report: String?
+
+    var request: OutputRequest { OutputRequest(json: json, csv: csv, plots: plots, report: report) }
+}
+
+struct EngineOptions: ParsableArguments {
+    @Option(name: .customLong("engine"), help: ArgumentHelp("An outside engine, run as COMMAND <experiment.json> <trace.json> for every round (repeatable; docs/trace-format.md).", valueName: "NAME=COMMAND"))
+    var engines: [String] = []
+
+    @Option(parsing: .unconditional, help: "Seconds an outside engine may take per round before it is killed (default 600).")
+    var engineTimeout: Double = CommandEngine.defaultTimeout
+
+    func validate() throws {
+        guard engineTimeout.isFinite && engineTimeout > 0 && engineTimeout <= 86_400 else {
+            throw ValidationError("--engine-timeout must be from 0 to 86400 seconds, got \(engineTimeout)")
         }
     }
+
+    func commandEngines() throws -> [CommandEngine] {
+        var names = Set<String>()
+        return try engines.map { specification in
+            let engine: CommandEngine
+            do { engine = try CommandEngine(specification: specification, timeout: engineTimeout) } catch let error as EngineSpecificationError {
+                throw UsageFailure(description: error.message)
+            }
+            guard names.insert(engine.name).inserted else { throw UsageFailure(description: "--engine \(engine.name) is given twice") }
+            return engine
+        }
+    }
+}
+
+// MARK: - Running and reporting
+
+/// Runs `request`, writes the outputs, then prints the text report, and returns the exit status; each
+/// failure becomes the exit status it means (see the file comment), with the verdict in the message when a
+/// run finished but its report could not be delivered.
+func runAndReport(_ request: RunRequest, outputs: OutputRequest, traceFolder: String?, inputs: [(String, String)]) throws -> Int32 {
+    var request = request
+    let estimate = RunEstimate(request, writesJSON: outputs.json != nil)
+    if let problem = estimate.problem { throw UsageFailure(description: "refused before training: \(problem)") }
+    var plan = OutputPlan()
+    for (path, what) in inputs { plan.addInput(path, what) }
+    do {
+        try outputs.plan(experiments: request.experiments.map(\.experiment.name), into: &plan)
+        if let traceFolder {
+            guard !traceFolder.isEmpty else { throw OutputError(path: "", reason: "--trace-out: the path is empty") }
+            plan.addFolder(traceFolder, flag: "--trace-out")
+            request.traceFolder = URL(fileURLWithPath: traceFolder)
+        }
+        try plan.prepare()
+    } catch let error as OutputError {
+        throw UsageFailure(description: "\(error)")
+    }
+    request.keepRoundsForPlots = outputs.plots != nil || outputs.report != nil
+    let result: RunResult
+    do {
+        result = try CompareCore.run(request)
+    } catch let error as EngineError {
+        throw UsageFailure(description: "\(error)")
+    } catch let error as OutputError {
+        throw UsageFailure(description: "\(error)")
+    }
+    let report = result.report
+    let verdict = "the run's verdict was \(report.passed ? "PASS" : "FAIL") (parity in \(report.rounds.filter(\.passed).count) of \(report.rounds.count) rounds)"
+    do {
+        _ = try writeOutputs(result, outputs)
+    } catch let error as OutputError {
+        throw OutputFailure(description: "\(error); \(verdict); the text report was not printed")
+    }
+    do {
+        try writeStandardOutput(textReport(report) + "\n")
+    } catch let failure as OutputFailure {
+        throw OutputFailure(description: "\(failure.description); \(verdict)")
+    }
+    return report.passed ? 0 : 1
 }
 
 extension CompareCommand {
     struct Run: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Run a suite or experiment files in both engines (the default subcommand).")
+            abstract: "Run a suite or experiment files in every engine and judge their parity (the default subcommand).")
 
-        @Option(help: ArgumentHelp("Built-in suite: default (the original task's network, 10 rounds) or seeds (every configuration of the original reports).", valueName: "NAME"))
-        var suite: String = "default"
-
-        @Option(name: .customLong("experiment"), help: ArgumentHelp("Run this experiment file instead of a suite (repeatable).", valueName: "FILE"))
-        var experiments: [String] = []
-
-        @Option(help: ArgumentHelp("Run only the suite's experiments whose name contains this text (repeatable).", valueName: "TEXT"))
-        var only: [String] = []
-
-        @Option(help: "Rounds per experiment, with seeds seed + r (default: 10 for a suite, 1 for files; at most 10000).")
-        var rounds: Int?
-
-        /// Every round's traces are kept for the report, so the count is bounded.
-        static let maxRounds = 10_000
-
-        @Option(help: "Override the seed of every experiment.") var seed: UInt64?
-        @Option(help: "Override the number of epochs.") var epochs: Int?
-        @Option(help: "Override the batch size.") var batchSize: Int?
-        @Option(help: "Override the learning rate.") var lr: Double?
-
-        @Option(help: "Relative tolerance on losses.") var rtol: Double = Tolerances().rtol
-        @Option(help: "Absolute tolerance on losses.") var atol: Double = Tolerances().atol
-        @Option(help: "Largest accepted difference of accuracies (fractions).") var accuracyTolerance: Double = Tolerances().accuracy
-        @Option(help: "Accept loss differences up to this many times the one-ulp shadow's (0: never).")
-        var amplification: Double = Tolerances().amplification
+        @OptionGroup var experiment: ExperimentOptions
+        @OptionGroup var tolerance: ToleranceOptions
+        @OptionGroup var output: OutputOptions
+        @OptionGroup var engine: EngineOptions
 
         @Option(help: ArgumentHelp("Run only the K-th of N slices of the (experiment, round) jobs; join the JSON reports with `compare merge`.", valueName: "K/N"))
         var shard: String?
@@ -103,85 +216,176 @@ extension CompareCommand {
         @Flag(help: "Run rounds one after another instead of in parallel (the results are the same).")
         var sequential = false
 
-        @Option(help: ArgumentHelp("Self-check: add this to Reference's first weight so that parity must fail (e.g. 1e-6).", valueName: "DELTA"))
+        @Option(parsing: .unconditional, help: ArgumentHelp("Self-check: add this to Reference's first weight so that parity must fail (e.g. 1e-6).", valueName: "DELTA"))
         var plantDifference: Double?
 
-        @OptionGroup var output: OutputOptions
+        @Option(name: .customLong("trace-out"), help: ArgumentHelp("Write every engine's trace of every round (docs/trace-format.md) into this folder.", valueName: "DIR"))
+        var traceOut: String?
 
         func validate() throws {
             if let plantDifference, !(plantDifference.isFinite && plantDifference != 0) {
                 throw ValidationError("--plant-difference must be a finite non-zero number, got \(plantDifference)")
             }
-            if let rounds, !(1...Self.maxRounds).contains(rounds) {
-                throw ValidationError("--rounds must be from 1 to \(Self.maxRounds), got \(rounds)")
-            }
             if let shard, Shard(shard) == nil { throw ValidationError("--shard must be K/N with 1 ≤ K ≤ N, got \(shard)") }
-            for (name, value) in [("--rtol", rtol), ("--atol", atol), ("--accuracy-tolerance", accuracyTolerance),
-                                 ("--amplification", amplification)]
-            where !(value >= 0 && value.isFinite) {
-                throw ValidationError("\(name) must be a finite number ≥ 0, got \(value)")
-            }
-            if Suite(rawValue: suite) == nil {
-                throw ValidationError("--suite must be one of \(Suite.allCases.map(\.rawValue).joined(separator: ", ")), got \(suite)")
-            }
-        }
-
-        func planned() throws -> [PlannedExperiment] {
-            var plan: [PlannedExperiment]
-            if experiments.isEmpty {
-                plan = Suite(rawValue: suite)!.experiments
-                if !only.isEmpty {
-                    plan = plan.filter { planned in only.contains { planned.experiment.name.contains($0) } }
-                    if plan.isEmpty {
-                        throw UsageFailure(description: "--only \(only.joined(separator: ", ")): no experiment of suite \(suite) matches; it has "
-                                           + Suite(rawValue: suite)!.experiments.map(\.experiment.name).joined(separator: ", "))
-                    }
-                }
-            } else {
-                plan = try experiments.map { PlannedExperiment(try Experiment.load(contentsOf: URL(fileURLWithPath: $0))) }
-            }
-            let overridden = seed != nil || epochs != nil || batchSize != nil || lr != nil
-            for index in plan.indices where overridden {
-                var e = plan[index].experiment
-                if let seed { e.seed = seed }
-                if let epochs { e.training.epochs = epochs }
-                if let batchSize { e.training.batchSize = batchSize }
-                if let lr {
-                    switch e.optimizer {
-                    case var .sgd(s): s.lr = lr; e.optimizer = .sgd(s)
-                    case var .adam(a): a.lr = lr; e.optimizer = .adam(a)
-                    }
-                }
-                let file = experiments.isEmpty ? "suite \(suite)" : experiments[index]
-                try e.validate(file: file + " (with command-line overrides)")
-                plan[index].experiment = e
-            }
-            return plan
         }
 
         func run() throws {
-            let plan: [PlannedExperiment]
-            do { plan = try planned() } catch { throw UsageFailure(description: "\(error)") }
-            try output.prepare()
-            let tolerances = Tolerances(rtol: rtol, atol: atol, accuracy: accuracyTolerance, amplification: amplification)
-            let result: RunResult
-            do {
-                result = try CompareCore.run(plan, rounds: rounds ?? (experiments.isEmpty ? 10 : 1), tolerances: tolerances,
-                                             shard: shard.flatMap(Shard.init), parallel: !sequential, plantedDifference: plantDifference,
-                                             keepFirstRounds: output.plots != nil)
-            } catch {
-                reportError("engine error: \(error)")
-                throw ExitCode(1)
+            let planned: [(planned: PlannedExperiment, source: String)]
+            do { planned = try experiment.planned() } catch let error as UsageFailure { throw error } catch { throw UsageFailure(description: "\(error)") }
+            let rounds = experiment.defaultRounds
+            let shard = shard.flatMap(Shard.init)
+            let jobs = planned.count * rounds
+            if let shard, shard.index > jobs {
+                throw UsageFailure(description: "--shard \(shard): this run has only \(jobs) (experiment, round) job\(jobs == 1 ? "" : "s"), so shard \(shard.index) would be empty")
             }
-            print(textReport(result.report))
-            try writeOutputs(result, output)
-            if !result.report.passed { throw ExitCode(1) }
+            if let delta = plantDifference {
+                for (item, _) in planned {
+                    for r in 0..<rounds {
+                        let w = MaterializedRound(item.experiment, round: r).initialParameters[0].weight[0, 0]
+                        if w + delta == w {
+                            throw UsageFailure(description: "--plant-difference \(delta) does not change the weight it plants into (\(w), "
+                                               + "\(item.experiment.name) round \(r)): the smallest that does is \(smallestChange(of: w, positive: delta > 0))")
+                        }
+                    }
+                }
+            }
+            // Traces stored beside an experiment file (NAME.trace.json, NAME.torch.json) are judged with its round 0.
+            var stored: [String: [TrainingEngine]] = [:]
+            var inputs = planned.filter { !$0.source.hasPrefix("suite ") }.map { ($0.source, "the experiment file \($0.source)") }
+            for (item, source) in planned where !source.hasPrefix("suite ") {
+                let base = source.hasSuffix(".experiment.json") ? String(source.dropLast(".experiment.json".count))
+                    : source.hasSuffix(".json") ? String(source.dropLast(".json".count)) : source
+                for candidate in [base + ".trace.json", base + ".torch.json"] where FileManager.default.fileExists(atPath: candidate) {
+                    if experiment.overridden {
+                        reportError("note: \(candidate) is not judged: the command line overrides the experiment it traces")
+                        continue
+                    }
+                    let trace = try preload(candidate, item.experiment)
+                    stored[item.experiment.name, default: []].append(trace)
+                    inputs.append((candidate, "the trace file \(candidate)"))
+                }
+            }
+            let request = RunRequest(experiments: planned.map(\.planned), rounds: rounds, tolerances: tolerance.tolerances, shard: shard,
+                                     parallel: !sequential, plantedDifference: plantDifference, engines: try engine.commandEngines(),
+                                     storedTraces: stored)
+            throw ExitCode(try runAndReport(request, outputs: output.request, traceFolder: traceOut, inputs: inputs))
+        }
+    }
+
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Judge stored traces (any engine's, docs/trace-format.md) against Reference and Framework on their experiments.",
+            discussion: "Each trace is judged against the experiment its \"experiment\" field names, round 0 of that file (an exported round), with the same rule and tolerances as `compare run`. Exit status 0 when every trace has parity, 1 when one does not, 2 for a bad file.")
+
+        @Option(name: .customLong("experiment"), help: ArgumentHelp("An experiment file, e.g. one written by `compare export` (repeatable).", valueName: "FILE"))
+        var experiments: [String] = []
+
+        @Option(name: .customLong("trace"), help: ArgumentHelp("A trace to judge, optionally named: numpy=T.json (repeatable).", valueName: "[NAME=]FILE"))
+        var traces: [String] = []
+
+        @OptionGroup var tolerance: ToleranceOptions
+        @OptionGroup var output: OutputOptions
+
+        func validate() throws {
+            if experiments.isEmpty { throw ValidationError("give the experiment the traces are of with --experiment FILE") }
+            if traces.isEmpty { throw ValidationError("give at least one trace to judge with --trace FILE") }
+        }
+
+        func run() throws {
+            var loaded: [Experiment] = []
+            do {
+                loaded = try experiments.map { try Experiment.load(contentsOf: URL(fileURLWithPath: $0)) }
+                try OutputPlan.checkNames(zip(loaded, experiments).map { ($0.name, $1) })
+            } catch { throw UsageFailure(description: "\(error)") }
+            var stored: [String: [TrainingEngine]] = [:]
+            var names = Set<String>()
+            var inputs = experiments.map { ($0, "the experiment file \($0)") }
+            for argument in traces {
+                var name: String? = nil, path = argument
+                if let equals = argument.firstIndex(of: "="), !FileManager.default.fileExists(atPath: argument) {
+                    name = String(argument[..<equals])
+                    path = String(argument[argument.index(after: equals)...])
+                }
+                let engineName = name ?? StoredTraceEngine.defaultName(for: path)
+                guard OutputName.isSafe(engineName), !EngineName.reserved.contains(engineName) else {
+                    throw UsageFailure(description: "--trace \(argument): the name \"\(engineName)\" must be 1 to 40 letters, digits, '-' or '_' and not "
+                                       + "framework, reference or shadow")
+                }
+                var unique = engineName, k = 2
+                while names.contains(unique) { unique = "\(engineName)-\(k)"; k += 1 }
+                names.insert(unique)
+                let target = try experimentOfTrace(path, among: loaded)
+                stored[target.name, default: []].append(try preload(path, target, name: unique))
+                inputs.append((path, "the trace file \(path)"))
+            }
+            let planned = loaded.filter { stored[$0.name] != nil }.map { PlannedExperiment($0) }
+            let request = RunRequest(experiments: planned, rounds: 1, tolerances: tolerance.tolerances, storedTraces: stored)
+            throw ExitCode(try runAndReport(request, outputs: output.request, traceFolder: nil, inputs: inputs))
+        }
+    }
+
+    struct Export: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write each round of a suite or of experiment files as a self-contained experiment file: explicit data, initial parameters and batch orders.",
+            discussion: "Writes DIR/<name>.round-<r>.experiment.json for every experiment and round. The files need no random generator: give them to your own engine, then judge its traces with `compare check`. `compare --experiment` on an exported file gives bit for bit the traces of that round.")
+
+        @OptionGroup var experiment: ExperimentOptions
+
+        @Option(help: ArgumentHelp("The folder to write the experiment files into (created).", valueName: "DIR"))
+        var out: String
+
+        @Option(name: .customLong("trace-out"), help: ArgumentHelp("Also train each round in Framework and Reference and write their traces into this folder.", valueName: "DIR"))
+        var traceOut: String?
+
+        func run() throws {
+            let planned: [(planned: PlannedExperiment, source: String)]
+            do { planned = try experiment.planned() } catch let error as UsageFailure { throw error } catch { throw UsageFailure(description: "\(error)") }
+            let rounds = experiment.defaultRounds
+            var plan = OutputPlan()
+            for (_, source) in planned where !source.hasPrefix("suite ") { plan.addInput(source, "the experiment file \(source)") }
+            plan.addFolder(out, flag: "--out")
+            if let traceOut { plan.addFolder(traceOut, flag: "--trace-out") }
+            for (item, _) in planned {
+                for r in 0..<rounds {
+                    plan.addFile(URL(fileURLWithPath: out).appendingPathComponent(OutputName.exported(experiment: item.experiment.name, round: r)).path,
+                                 flag: "--out")
+                    if let traceOut {
+                        for engine in [EngineName.framework, EngineName.reference] {
+                            plan.addFile(URL(fileURLWithPath: traceOut).appendingPathComponent(
+                                OutputName.trace(experiment: item.experiment.name, round: r, engine: engine)).path, flag: "--trace-out")
+                        }
+                    }
+                }
+            }
+            do { try plan.prepare() } catch let error as OutputError { throw UsageFailure(description: "\(error)") }
+            var lines: [String] = []
+            for (item, _) in planned {
+                for r in 0..<rounds {
+                    let round = MaterializedRound(item.experiment, round: r)
+                    let file = URL(fileURLWithPath: out).appendingPathComponent(OutputName.exported(experiment: item.experiment.name, round: r))
+                    do {
+                        try writeAtomically(try round.exported.encoded(), to: file)
+                        if let traceOut {
+                            for engine in [FrameworkEngine(), ReferenceTrainingEngine()] as [TrainingEngine] {
+                                let trace = try engine.train(round)
+                                try writeAtomically(Data(trace.jsonValue.text().utf8), to: URL(fileURLWithPath: traceOut).appendingPathComponent(
+                                    OutputName.trace(experiment: item.experiment.name, round: r, engine: engine.name)))
+                            }
+                        }
+                    } catch let error as OutputError {
+                        throw OutputFailure(description: "\(error)")
+                    }
+                    lines.append("\(file.path)  (\(item.experiment.name), round \(r), seed \(round.seed))")
+                }
+            }
+            try writeStandardOutput(lines.joined(separator: "\n") + "\n")
         }
     }
 
     struct Merge: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Join the JSON reports of shards (`--shard K/N`) into one report and print it.")
+            abstract: "Join the JSON reports of the shards of one run (`--shard K/N`), judge every round again, and print the report.",
+            discussion: "The reports must be one complete set: every K of the same N exactly once, from the same run (experiments, seeds, overrides, rounds, engines, tolerances) and the same build. Verdicts written in the files are not trusted: each round is judged again from its traces.")
 
         @Argument(help: ArgumentHelp("JSON reports written by `compare --json`.", valueName: "REPORT"))
         var reports: [String]
@@ -189,32 +393,35 @@ extension CompareCommand {
         @OptionGroup var output: OutputOptions
 
         func validate() throws {
-            if reports.isEmpty { throw ValidationError("give at least one report to merge") }
+            if reports.isEmpty { throw ValidationError("give the shards' reports to merge") }
         }
 
         func run() throws {
-            try output.prepare()
             var loaded: [(file: String, report: Report)] = []
             for path in reports {
-                guard let data = FileManager.default.contents(atPath: path) else {
-                    throw UsageFailure(description: "\(path): cannot read the file")
-                }
-                do {
-                    loaded.append((path, try Report.decoder().decode(Report.self, from: data)))
-                } catch {
-                    throw UsageFailure(description: "\(path): not a compare report: \(describeDecodingError(error))")
+                do { loaded.append((path, try Report.load(contentsOf: URL(fileURLWithPath: path)))) } catch {
+                    throw UsageFailure(description: "\(error)")
                 }
             }
             let merged: Report
             do { merged = try Report.merge(loaded) } catch { throw UsageFailure(description: "\(error)") }
-            print(textReport(merged))
-            try writeOutputs(RunResult(report: merged, firstRounds: [:]), output)
-            if !merged.passed { throw ExitCode(1) }
+            var plan = OutputPlan()
+            for path in reports { plan.addInput(path, "the report \(path)") }
+            do {
+                try output.request.plan(experiments: merged.experiments.map(\.name), into: &plan)
+                try plan.prepare()
+            } catch let error as OutputError { throw UsageFailure(description: "\(error)") }
+            let verdict = "the merged verdict was \(merged.passed ? "PASS" : "FAIL")"
+            do { _ = try writeOutputs(RunResult(report: merged), output.request) } catch let error as OutputError {
+                throw OutputFailure(description: "\(error); \(verdict)")
+            }
+            do { try writeStandardOutput(textReport(merged) + "\n") } catch let failure as OutputFailure {
+                throw OutputFailure(description: "\(failure.description); \(verdict)")
+            }
+            throw ExitCode(merged.passed ? 0 : 1)
         }
     }
-}
 
-extension CompareCommand {
     struct Record: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Record regression fixtures from Framework into fixtures/recorded (PyTorch fixtures are never re-recorded).")
@@ -243,7 +450,7 @@ extension CompareCommand {
             do {
                 let lines = try recordFixtures(mode: RecordMode(rawValue: mode)!, directory: URL(fileURLWithPath: fixtures),
                                                command: command, only: cases.isEmpty ? nil : Set(cases))
-                lines.forEach { print($0) }
+                try writeStandardOutput(lines.joined(separator: "\n") + "\n")
             } catch let error as OutputError {
                 throw UsageFailure(description: "\(error)")
             }
@@ -251,86 +458,62 @@ extension CompareCommand {
     }
 }
 
-/// A decoding error in one line with its coding path.
-func describeDecodingError(_ error: Error) -> String {
-    guard let error = error as? DecodingError else { return "\(error)" }
-    func path(_ keys: [CodingKey]) -> String {
-        var text = ""
-        for key in keys {
-            if let index = key.intValue { text += "[\(index)]" } else { text += (text.isEmpty ? "" : ".") + key.stringValue }
-        }
-        return text
-    }
-    func path(_ context: DecodingError.Context) -> String { path(context.codingPath) }
-    switch error {
-    case let .keyNotFound(key, context): return "\(path(context.codingPath + [key])): missing"
-    case let .typeMismatch(_, context), let .valueNotFound(_, context), let .dataCorrupted(context):
-        let location = path(context)
-        return location.isEmpty ? context.debugDescription : "\(location): \(context.debugDescription)"
-    @unknown default: return "\(error)"
-    }
-}
-
-/// Writes the JSON report, CSV traces and plots that were asked for, each file atomically.
-func writeOutputs(_ result: RunResult, _ output: OutputOptions) throws {
+/// A stored trace, read and checked against `experiment` now, so that a bad trace stops the command before
+/// any training.
+func preload(_ path: String, _ experiment: Experiment, name: String? = nil) throws -> TrainingEngine {
+    let url = URL(fileURLWithPath: path)
     do {
-        if let json = output.json {
-            try writeAtomically(to: URL(fileURLWithPath: json)) { try Report.encoder().encode(result.report) }
-        }
-        if let csv = output.csv {
-            for experiment in result.report.experiments {
-                try writeAtomically(Data(csvTraces(experiment).utf8),
-                                    to: URL(fileURLWithPath: csv).appendingPathComponent("\(experiment.name).csv"))
-            }
-        }
-        if let plots = output.plots {
-            let folder = URL(fileURLWithPath: plots)
-            for experiment in result.report.experiments {
-                try writeAtomically(Data(curvesSVG(experiment).utf8), to: folder.appendingPathComponent("\(experiment.name)-curves.svg"))
-                guard let first = result.firstRounds[experiment.name], first.round.test.inputs.columns == 2 else { continue }
-                let isDisk: Bool
-                if case .disk = first.round.experiment.data { isDisk = true } else { isDisk = false }
-                let test = first.round.test
-                try writeAtomically(Data(predictionsSVG(name: experiment.name, test: test,
-                                                        framework: try first.framework.predict(test.inputs),
-                                                        reference: try first.reference.predict(test.inputs), disk: isDisk).utf8),
-                                    to: folder.appendingPathComponent("\(experiment.name)-predictions.svg"))
-                let grid = gridInputs(resolution: 200)
-                let difference = decisionDifferenceSVG(name: experiment.name, resolution: 200,
-                                                       framework: try first.framework.predict(grid),
-                                                       reference: try first.reference.predict(grid), disk: isDisk)
-                try writeAtomically(Data(difference.svg.utf8), to: folder.appendingPathComponent("\(experiment.name)-decision-difference.svg"))
-            }
-        }
-    } catch let error as OutputError {
+        let trace = try Trace.load(contentsOf: url, experiment: experiment)
+        return PreloadedTrace(name: name ?? StoredTraceEngine.defaultName(for: path), trace: trace)
+    } catch let error as TraceError {
         throw UsageFailure(description: "\(error)")
     }
 }
 
-/// `text` on one line: line breaks and other control characters (which a file name, a JSON key or a type
-/// name can hold) are written as escapes, so every error is exactly one line on stderr.
-func oneLine(_ text: String) -> String {
-    var result = ""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\n": result += "\\n"
-        case "\r": result += "\\r"
-        case "\t": result += "\\t"
-        case _ where scalar.value < 0x20 || (0x7F..<0xA0).contains(scalar.value) || scalar == "\u{2028}" || scalar == "\u{2029}":
-            result += "\\u{\(String(scalar.value, radix: 16))}"
-        default: result.unicodeScalars.append(scalar)
-        }
+/// The experiment (among `experiments`) a trace file is of: the one its "experiment" field names.
+func experimentOfTrace(_ path: String, among experiments: [Experiment]) throws -> Experiment {
+    let data: Data
+    do { data = try readFile(URL(fileURLWithPath: path), limit: Trace.maxFileBytes) } catch let error as FileReadError {
+        throw UsageFailure(description: "\(path): \(error.message)")
     }
-    return result
+    guard let json = try? JSONValue.parse(data), case .string(let name)? = json["experiment"] else {
+        // Let the full reader say what is wrong with it.
+        _ = try preload(path, experiments[0])
+        throw UsageFailure(description: "\(path): experiment: missing: the experiment's name")
+    }
+    guard let experiment = experiments.first(where: { $0.name == name }) else {
+        throw UsageFailure(description: "\(path): experiment: \"\(name)\", but no --experiment is named that (given: "
+                           + experiments.map { "\"\($0.name)\"" }.joined(separator: ", ") + ")")
+    }
+    return experiment
 }
 
-/// Writes `compare: <message>` as one line on stderr.
-func reportError(_ message: String) {
-    FileHandle.standardError.write(Data("compare: \(oneLine(message))\n".utf8))
+/// A trace read before the run, returned for round 0.
+struct PreloadedTrace: TrainingEngine {
+    let name: String
+    let trace: Trace
+    func train(_ round: MaterializedRound) throws -> Trace { trace }
 }
 
-/// Parses, runs, and maps every failure to its exit status: help 0, parity failure 1, usage or input 2.
+// MARK: - Entry point
+
+/// The subcommand named on the command line, for pointing errors at its help.
+func subcommandName() -> String? {
+    let names = CompareCommand.configuration.subcommands.map { $0._commandName }
+    return CommandLine.arguments.dropFirst().first { names.contains($0) }
+}
+
+/// Parses, runs, and maps every failure to its exit status: help 0, parity failure 1, usage, input or output 2.
 func main() -> Never {
+    ProcessSetup.prepare()
+    let arguments = Array(CommandLine.arguments.dropFirst())
+    if arguments == ["--help"] || arguments == ["-h"] || arguments == ["help"] {
+        // The root's help, then the default subcommand's options (what `compare` alone runs).
+        let text = CompareCommand.helpMessage() + "\n\nOPTIONS OF `compare run` (THE DEFAULT SUBCOMMAND):\n"
+            + CompareCommand.helpMessage(for: CompareCommand.Run.self).components(separatedBy: "OPTIONS:").dropFirst().joined(separator: "OPTIONS:")
+        do { try writeStandardOutput(text + "\n") } catch { exit(2) }
+        exit(0)
+    }
     do {
         var command = try CompareCommand.parseAsRoot()
         try command.run()
@@ -338,16 +521,21 @@ func main() -> Never {
     } catch let failure as UsageFailure {
         reportError(failure.description)
         exit(2)
+    } catch let failure as OutputFailure {
+        reportError(failure.description)
+        exit(2)
     } catch let code as ExitCode {
         exit(code.rawValue)
     } catch {
         let status = CompareCommand.exitCode(for: error)
         if status == .success {
-            CompareCommand.exit(withError: error)  // --help, --version: prints and exits 0
+            let text = CompareCommand.fullMessage(for: error)
+            do { try writeStandardOutput(text + "\n") } catch { exit(2) }
+            exit(0)
         }
         // ArgumentParser's message can run to several lines (usage, suggestions): keep the first.
         let message = CompareCommand.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
-        reportError("\(message) (see compare --help)")
+        reportError("\(message) (see compare \(subcommandName().map { "\($0) " } ?? "")--help)")
         exit(2)
     }
 }

@@ -92,3 +92,35 @@ public func argmax<C: Collection>(_ values: C) -> Int where C.Element == Double 
     }
     return best
 }
+
+extension Dataset {
+    /// The per-feature mean and sample standard deviation (n − 1; 0 for a single row) of the inputs, each over
+    /// the rows in order with a compensated sum.
+    public func inputStatistics() -> (mean: [Double], deviation: [Double]) {
+        let n = Double(count), width = inputs.columns
+        var mean = [Double](repeating: 0, count: width), deviation = mean
+        for c in 0..<width {
+            var sum = CompensatedSum()
+            for r in 0..<count { sum.add(inputs[r, c]) }
+            mean[c] = sum.value / n
+            var squares = CompensatedSum()
+            for r in 0..<count { squares.add((inputs[r, c] - mean[c]) * (inputs[r, c] - mean[c])) }
+            deviation[c] = count > 1 ? (squares.value / (n - 1)).squareRoot() : 0
+        }
+        return (mean, deviation)
+    }
+
+    /// The set with every input feature z-scored, `(x − mean) / deviation` (a zero deviation only centres the
+    /// feature); the targets unchanged. Give it the *train* set's `inputStatistics()` for both sets.
+    public func standardized(mean: [Double], deviation: [Double]) -> Dataset {
+        precondition(mean.count == inputs.columns && deviation.count == inputs.columns,
+                     "standardized: \(mean.count) means for \(inputs.columns) features")
+        var x = inputs
+        for r in 0..<count {
+            for c in 0..<inputs.columns {
+                x[r, c] = deviation[c] > 0 ? (x[r, c] - mean[c]) / deviation[c] : x[r, c] - mean[c]
+            }
+        }
+        return Dataset(inputs: x, targets: targets)
+    }
+}

@@ -45,12 +45,9 @@ func fuzzOne(_ data: Data) -> Outcome {
 
     var small = experiment
     small.training.epochs = 1
-    let points: Int
-    switch small.data {
-    case let .disk(train, test): points = train + test
-    case .xor: points = 8
-    case let .explicit(train, test): points = train.inputs.count + test.inputs.count
-    }
+    small.training.orders = small.training.orders.map { Array($0.prefix(1)) }
+    small.trace = small.trace.map { TraceRequest(steps: min($0.steps, 3)) }
+    let points = small.data.trainCount + small.data.testCount
     let (work, overflow) = small.model.parameterCount.multipliedReportingOverflow(by: points)
     guard !overflow, work <= runBudget else { return .tooLargeToRun }
     do {
@@ -59,12 +56,16 @@ func fuzzOne(_ data: Data) -> Outcome {
         fatalError("one epoch of a valid experiment is invalid: \(error)")
     }
     do {
-        let result = try CompareCore.run([PlannedExperiment(small)], rounds: 1, tolerances: Tolerances(), parallel: false)
+        let result = try CompareCore.run(RunRequest(experiments: [PlannedExperiment(small)], rounds: 1, parallel: false,
+                                                    keepRoundsForPlots: true))
         _ = textReport(result.report)
+        _ = result.report.jsonValue.text()
         for record in result.report.experiments {
             _ = csvTraces(record)
             _ = curvesSVG(record)
+            _ = differencesSVG(record, tolerances: result.report.tolerances)
         }
+        _ = htmlReport(result.report, figures: [:])
         if strictParity && !result.report.passed {
             fatalError("parity fails after one epoch: \(result.report.experiments.first?.rounds.first?.parity.reason ?? "")")
         }
@@ -101,10 +102,18 @@ public func fuzzExperimentMain(_ argc: CInt, _ argv: UnsafeMutablePointer<Unsafe
     }
 }
 #else
-/// Replays each file given, and every file in each folder given, through the fuzz target.
+/// Replays each file given, and every file in each folder given, through the fuzz target; with
+/// `--print-dictionary`, prints libFuzzer's dictionary of the format's words (derived from the format's one
+/// declaration of its kinds and keys: CompareCore's Kinds.swift) instead.
 @main
 struct Replay {
     static func main() throws {
+        if CommandLine.arguments.dropFirst().first == "--print-dictionary" {
+            print("# libFuzzer dictionary for experiment files, printed by `FuzzExperiment --print-dictionary`.")
+            for token in ["{", "}", "[", "]", ":", ",", "true", "false", "null", "1e999", "-1", "0.5", "1e-308"] { print("\"\(token)\"") }
+            for word in experimentFormatWords { print("\"\\\"\(word)\\\"\"") }
+            return
+        }
         var files: [URL] = []
         for argument in CommandLine.arguments.dropFirst() {
             let url = URL(fileURLWithPath: argument)

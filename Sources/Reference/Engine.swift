@@ -20,7 +20,8 @@ public struct ReferenceData: Equatable {
 ///
 /// `batchOrder`, when given, holds one permutation of `0..<train.count` per epoch (`epochs` entries);
 /// epoch `e` (1-based) visits the training rows in the order `batchOrder[e − 1]`. `nil` (the default)
-/// means file order every epoch.
+/// means file order every epoch. `recordedSteps` asks for the tensors of the first K optimizer steps
+/// (`ReferenceStep`).
 public struct ReferenceRun {
     public var layers: [ReferenceLayer]
     public var loss: ReferenceLoss
@@ -30,9 +31,11 @@ public struct ReferenceRun {
     public var epochs: Int
     public var batchSize: Int
     public var batchOrder: [[Int]]?
+    public var recordedSteps: Int
 
     public init(layers: [ReferenceLayer], loss: ReferenceLoss, optimizer: ReferenceOptimizer,
-                train: ReferenceData, test: ReferenceData, epochs: Int, batchSize: Int, batchOrder: [[Int]]? = nil) {
+                train: ReferenceData, test: ReferenceData, epochs: Int, batchSize: Int, batchOrder: [[Int]]? = nil,
+                recordedSteps: Int = 0) {
         self.layers = layers
         self.loss = loss
         self.optimizer = optimizer
@@ -41,6 +44,7 @@ public struct ReferenceRun {
         self.epochs = epochs
         self.batchSize = batchSize
         self.batchOrder = batchOrder
+        self.recordedSteps = recordedSteps
     }
 }
 
@@ -79,11 +83,35 @@ public struct ReferenceResult {
     public var epochs: [ReferenceEpoch]
     public var divergence: ReferenceDivergence?
     public var finalLayers: [ReferenceLayer]
-    public init(epochs: [ReferenceEpoch], divergence: ReferenceDivergence?, finalLayers: [ReferenceLayer]) {
+    /// The first `run.recordedSteps` optimizer steps (fewer if the run ended sooner).
+    public var steps: [ReferenceStep]
+    public init(epochs: [ReferenceEpoch], divergence: ReferenceDivergence?, finalLayers: [ReferenceLayer],
+                steps: [ReferenceStep] = []) {
         self.epochs = epochs
         self.divergence = divergence
         self.finalLayers = finalLayers
+        self.steps = steps
     }
+}
+
+/// One optimizer step's tensors, by the names of the trace format (docs/trace-format.md), `i` the index in
+/// `run.layers`: `layers[i].output`, `loss`, `loss.dInput`, `layers[i].dInput` (every layer), and for each linear
+/// layer `layers[i].dWeight`, `layers[i].dBias` (this step's gradients), `layers[i].weight`, `layers[i].bias`
+/// (after the update) and the optimizer's state after it: `layers[i].weight.momentum` (SGD with momentum),
+/// `layers[i].weight.m`, `layers[i].weight.v` (Adam), and the same for `.bias`. A diverging step has its
+/// outputs and its loss only.
+public struct ReferenceStep {
+    /// 1-based.
+    public var epoch: Int
+    public var batch: Int
+    public var tensors: [String: ReferenceTensor]
+}
+
+/// A recorded value: a number (the loss), a flat array (a bias, its gradient and state), or rows.
+public enum ReferenceTensor: Equatable {
+    case scalar(Double)
+    case vector([Double])
+    case matrix([[Double]])
 }
 
 /// Trains a `ReferenceRun` on GSL BLAS and reports which BLAS library is in use.
@@ -137,6 +165,7 @@ public enum ReferenceEngine {
         }
 
         var trace = [try evaluate(0)]
+        var steps: [ReferenceStep] = []
         let n = trainX.rows
         for epoch in stride(from: 1, through: run.epochs, by: 1) {
             let order = run.batchOrder?[epoch - 1] ?? Array(0..<n)
@@ -144,20 +173,30 @@ public enum ReferenceEngine {
                 let rows = order[start..<min(start + run.batchSize, n)]
                 let x = try trainX.gatherRows(rows, "epoch \(epoch), batch \(index + 1) inputs")
                 let y = try trainY.gatherRows(rows, "epoch \(epoch), batch \(index + 1) targets")
+                let recording = steps.count < run.recordedSteps
+                network.recording = recording
                 network.zeroGradients()
                 let output = try network.forward(x)
                 let (loss, dOutput) = try lossAndGradient(run.loss, predictions: output, targets: y)
+                var step = recording ? network.recordedForward(epoch: epoch, batch: index + 1, loss: loss, dOutput: dOutput) : nil
                 guard loss.isFinite else {
+                    if let step { steps.append(step) }
                     return ReferenceResult(epochs: trace,
                                            divergence: ReferenceDivergence(epoch: epoch, batch: index + 1, loss: loss),
-                                           finalLayers: network.layers)
+                                           finalLayers: network.layers, steps: steps)
                 }
                 _ = try network.backward(dOutput)
+                if step != nil { network.recordBackward(into: &step!) }
                 try optimizer.step(network)
+                if step != nil {
+                    network.recordParameters(into: &step!, optimizer: optimizer)
+                    steps.append(step!)
+                }
             }
             trace.append(try evaluate(epoch))
         }
-        return ReferenceResult(epochs: trace, divergence: nil, finalLayers: network.layers)
+        network.recording = false
+        return ReferenceResult(epochs: trace, divergence: nil, finalLayers: network.layers, steps: steps)
     }
 
     /// The library that serves `cblas_dgemm` in this process, e.g. "GSL CBLAS (libgslcblas.so.0)" or

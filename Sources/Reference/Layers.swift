@@ -18,7 +18,7 @@ import Foundation
 /// layer maps `(batch, in) → (batch, out)`. PyTorch's `nn.LeakyReLU` default slope is 0.01; here the
 /// slope is always given explicitly. `gelu` is PyTorch's exact `nn.GELU()` (`approximate='none'`), Φ the
 /// standard normal distribution function and φ its density.
-public enum ReferenceLayer: Equatable {
+public enum ReferenceLayer: Equatable, Sendable {
     case linear(weight: [[Double]], bias: [Double])
     case relu
     case tanh

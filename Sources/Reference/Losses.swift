@@ -21,7 +21,7 @@ import Foundation
 /// The terms are summed with Neumaier's compensated summation (`NeumaierSum`), so the value is within a
 /// couple of ulp of the exact sum of the computed terms for any number of them and any order: two engines
 /// that compute the same terms agree on the loss of a million rows as they do on one.
-public enum ReferenceLoss: Equatable, CaseIterable {
+public enum ReferenceLoss: Equatable, CaseIterable, Sendable {
     case mse, mae, bce, crossEntropy
 }
 

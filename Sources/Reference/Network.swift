@@ -14,6 +14,10 @@ public final class ReferenceNetwork {
     /// The width the last linear layer produces, `nil` if there is none.
     let outputWidth: Int?
     private var lastOutputShape: (rows: Int, columns: Int)?
+    /// While true, `forward` and `backward` keep every module's output and dInput for `ReferenceStep`.
+    var recording = false
+    private var outputs: [Matrix] = []
+    private var dInputs: [Matrix] = []
 
     /// Builds the network; throws `ReferenceError` if a weight is empty or ragged, a bias does not have
     /// one value per output, or one linear layer's `out` differs from the next one's `in`.
@@ -53,7 +57,11 @@ public final class ReferenceNetwork {
                                  at: "ReferenceNetwork.forward")
         }
         var x = input
-        for module in modules { x = try module.forward(x) }
+        outputs.removeAll()
+        for module in modules {
+            x = try module.forward(x)
+            if recording { outputs.append(x) }
+        }
         lastOutputShape = (x.rows, x.columns)
         return x
     }
@@ -68,13 +76,52 @@ public final class ReferenceNetwork {
                                  + "\(shape.columns))", at: "ReferenceNetwork.backward")
         }
         var d = dOutput
-        for module in modules.reversed() { d = try module.backward(d) }
+        dInputs.removeAll()
+        for module in modules.reversed() {
+            d = try module.backward(d)
+            if recording { dInputs.insert(d, at: 0) }
+        }
         return d
     }
 
     /// Every parameter with its gradient, in declaration order: weight then bias of each linear layer.
     var parameters: [(value: Matrix, gradient: Matrix)] {
         linears.flatMap { [($0.weight, $0.dWeight), ($0.bias, $0.dBias)] }
+    }
+
+    // MARK: Recording steps (ReferenceStep)
+
+    /// A step with the last forward's outputs, the loss and its gradient.
+    func recordedForward(epoch: Int, batch: Int, loss: Double, dOutput: Matrix) -> ReferenceStep {
+        var tensors: [String: ReferenceTensor] = ["loss": .scalar(loss), "loss.dInput": .matrix(dOutput.array)]
+        for (i, output) in outputs.enumerated() { tensors["layers[\(i)].output"] = .matrix(output.array) }
+        return ReferenceStep(epoch: epoch, batch: batch, tensors: tensors)
+    }
+
+    /// Adds the last backward's dInputs and the linear layers' gradients.
+    func recordBackward(into step: inout ReferenceStep) {
+        for (i, dInput) in dInputs.enumerated() { step.tensors["layers[\(i)].dInput"] = .matrix(dInput.array) }
+        for (i, module) in modules.enumerated() {
+            guard let linear = module as? Linear else { continue }
+            step.tensors["layers[\(i)].dWeight"] = .matrix(linear.dWeight.array)
+            step.tensors["layers[\(i)].dBias"] = .vector(linear.dBias.array[0])
+        }
+    }
+
+    /// Adds the parameters after the update and the optimizer's state.
+    func recordParameters(into step: inout ReferenceStep, optimizer: ReferenceOptimizerState) {
+        var parameter = 0
+        for (i, module) in modules.enumerated() {
+            guard let linear = module as? Linear else { continue }
+            step.tensors["layers[\(i)].weight"] = .matrix(linear.weight.array)
+            step.tensors["layers[\(i)].bias"] = .vector(linear.bias.array[0])
+            for (name, which) in [("weight", parameter), ("bias", parameter + 1)] {
+                for (state, value) in optimizer.state(ofParameter: which) {
+                    step.tensors["layers[\(i)].\(name).\(state)"] = name == "weight" ? .matrix(value.array) : .vector(value.array[0])
+                }
+            }
+            parameter += 2
+        }
     }
 
     // MARK: Swift arrays (the public API)

@@ -16,7 +16,7 @@ import Foundation
 ///   PyTorch's single-tensor kernels use (`m.lerp_(g, 1 − β1)`, `v.mul_(β2).addcmul_(g, g)`,
 ///   `p.addcdiv_(m, denom)`); PyTorch's vectorised kernels may fuse multiply-adds, so agreement is to
 ///   rounding (~1e−16 per step), not bit for bit.
-public enum ReferenceOptimizer: Equatable {
+public enum ReferenceOptimizer: Equatable, Sendable {
     case sgd(lr: Double, momentum: Double, dampening: Double, nesterov: Bool, weightDecay: Double)
     case adam(lr: Double, beta1: Double, beta2: Double, eps: Double, weightDecay: Double)
 
@@ -117,6 +117,16 @@ public final class ReferenceOptimizerState {
                     ps[i] = ps[i] + -stepSize * ms[i] / denom
                 }
             }
+        }
+    }
+
+    /// The state kept for parameter `index` (weight then bias of each linear layer) after the last step: SGD's
+    /// `"momentum"` buffer (with momentum), Adam's `"m"` and `"v"`.
+    func state(ofParameter index: Int) -> [(String, Matrix)] {
+        guard stepCount > 0, index < firstMoments.count else { return [] }
+        switch optimizer {
+        case let .sgd(_, momentum, _, _, _): return momentum != 0 ? [("momentum", firstMoments[index])] : []
+        case .adam: return [("m", firstMoments[index]), ("v", secondMoments[index])]
         }
     }
 

@@ -78,12 +78,12 @@ final class AtomicWriteTests: XCTestCase {
         let writers = [".write(to:", "createFile(", "FileHandle(forWriting", "fopen(", "open(", "FileHandle(forUpdating"]
         var checked = 0
         while let relative = enumerator.nextObject() as? String {
-            guard relative.hasSuffix(".swift"), relative != "CompareCore/AtomicFile.swift" else { continue }
+            guard relative.hasSuffix(".swift"), relative != "CompareCore/Reports/Files.swift" else { continue }
             checked += 1
             let text = try String(contentsOf: sources.appendingPathComponent(relative), encoding: .utf8)
             for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
                 let code = line.split(separator: "//", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-                for writer in writers where code.contains(writer) && !code.contains("dlopen(") {
+                for writer in writers where code.contains(writer) && !code.contains("dlopen(") && !code.contains("\"/dev/null\"") {
                     XCTFail("Sources/\(relative):\(number + 1) writes a file without writeAtomically: \(line)")
                 }
             }

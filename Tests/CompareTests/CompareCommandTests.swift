@@ -1,4 +1,5 @@
 import CompareCore
+import Framework
 import Foundation
 import TestSupport
 import XCTest
@@ -38,16 +39,20 @@ final class CompareCommandTests: XCTestCase {
         XCTAssertTrue(result.stdout.contains("Verdict: PASS — parity holds in 2 of 2 rounds"), result.stdout)
 
         let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any])
+        XCTAssertEqual(object["format"] as? String, "minidl-report")
         XCTAssertEqual(object["verdict"] as? String, "pass")
-        XCTAssertTrue((object["blas"] as? String)?.isEmpty == false)
+        let provenance = try XCTUnwrap(object["provenance"] as? [String: Any])
+        XCTAssertTrue((provenance["blas"] as? String)?.isEmpty == false)
+        XCTAssertEqual((provenance["command"] as? [String])?.contains("--rounds"), true, "the command line is recorded")
         let experiments = try XCTUnwrap(object["experiments"] as? [[String: Any]])
         XCTAssertEqual(experiments.count, 1)
         XCTAssertEqual(experiments[0]["name"] as? String, "small")
+        XCTAssertNotNil(experiments[0]["experiment"] as? [String: Any], "the experiment is embedded")
         let rounds = try XCTUnwrap(experiments[0]["rounds"] as? [[String: Any]])
         XCTAssertEqual(rounds.map { $0["seed"] as? Int }, [5, 6], "seeds seed + r")
         for round in rounds {
             let engines = try XCTUnwrap(round["engines"] as? [String: [String: Any]])
-            XCTAssertEqual(Set(engines.keys), ["framework", "reference"])
+            XCTAssertEqual(Set(engines.keys), ["framework", "reference", "shadow"])
             for (_, engine) in engines {
                 XCTAssertGreaterThan(engine["seconds"] as? Double ?? 0, 0)
                 let epochs = try XCTUnwrap(engine["epochs"] as? [[String: Any]])
@@ -61,13 +66,15 @@ final class CompareCommandTests: XCTestCase {
                     XCTAssertEqual(accuracy * 30, (accuracy * 30).rounded(), accuracy: 1e-9, "a count of 30 test points")
                 }
             }
-            let parity = try XCTUnwrap(round["parity"] as? [String: Any])
+            let parity = try XCTUnwrap((round["parity"] as? [[String: Any]])?.first)
+            XCTAssertEqual(parity["engine"] as? String, "framework")
+            XCTAssertEqual(parity["referee"] as? String, "reference")
             XCTAssertEqual(parity["passed"] as? Bool, true)
             XCTAssertLessThan(parity["maxTestLossDifference"] as? Double ?? 1, 1e-12)
         }
         let csv = try String(contentsOfFile: scratch.appendingPathComponent("csv/small.csv").path, encoding: .utf8)
-        XCTAssertEqual(csv.split(separator: "\n").count, 1 + 2 * 2 * 5, "header + rounds × engines × epochs")
-        for plot in ["small-curves.svg", "small-predictions.svg", "small-decision-difference.svg"] {
+        XCTAssertEqual(csv.split(separator: "\n").count, 1 + 2 * 3 * 5, "header + rounds × engines × epochs")
+        for plot in ["small-curves.svg", "small-differences.svg", "small-predictions.svg", "small-decision-difference.svg"] {
             let svg = try String(contentsOfFile: scratch.appendingPathComponent("plots/\(plot)").path, encoding: .utf8)
             XCTAssertTrue(svg.hasPrefix("<svg") && svg.hasSuffix("</svg>\n"), plot)
         }
@@ -80,7 +87,7 @@ final class CompareCommandTests: XCTestCase {
             (["--no-such-flag"], 2, "no-such-flag"),
             (["--experiment", scratch.appendingPathComponent("missing.json").path], 2, "missing.json"),
             (["--experiment", bad], 2, "model.layers[1].in: 30, but the previous layer gives 25"),
-            (["--experiment", good, "--json", "/no/such/folder/r.json"], 2, "/no/such/folder"),
+            (["--experiment", good, "--json", good + "/r.json"], 2, "is a file, not a folder"),
             (["--experiment", good, "--rounds", "0"], 2, "--rounds"),
             (["--experiment", good, "--epochs", "0"], 2, "training.epochs"),
             (["--experiment", good, "--lr=-1"], 2, "optimizer.lr"),
@@ -103,7 +110,7 @@ final class CompareCommandTests: XCTestCase {
         let result = try runProcess(TestPaths.compareExecutable, ["--experiment", experiment, "--plant-difference", "1e-6"])
         XCTAssertEqual(result.status, 1, result.stdout + result.stderr)
         XCTAssertTrue(result.stdout.contains("Verdict: FAIL — parity holds in 0 of 1 rounds"), result.stdout)
-        XCTAssertTrue(result.stdout.contains("small round 0: epoch 0: loss differs"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("small round 0 (seed 5), framework against reference: epoch 0: loss differs"), result.stdout)
     }
 
     func testShardsMergeIntoTheSameReport() throws {
@@ -120,11 +127,11 @@ final class CompareCommandTests: XCTestCase {
         let result = try runProcess(TestPaths.compareExecutable, ["merge", paths[0], paths[1], "--json", merged])
         XCTAssertEqual(result.status, 0, result.stderr)
         func load(_ path: String) throws -> Report {
-            try Report.decoder().decode(Report.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+            try Report.load(contentsOf: URL(fileURLWithPath: path))
         }
         let whole = try load(paths[2]), joined = try load(merged)
         XCTAssertEqual(joined.experiments.map { $0.rounds.map(\.round) }, [[0, 1, 2]])
-        func traces(_ r: Report) -> [[EpochRecord]] { r.experiments[0].rounds.flatMap { $0.engines.values.sorted { $0.seconds < $1.seconds }.map(\.epochs) }.sorted { "\($0)" < "\($1)" } }
+        func traces(_ r: Report) -> [[EpochMetrics]] { r.experiments[0].rounds.flatMap { $0.engines.sorted { $0.name < $1.name }.map(\.epochs) } }
         XCTAssertEqual(traces(joined), traces(whole), "sharded and merged equals one whole run")
     }
 }

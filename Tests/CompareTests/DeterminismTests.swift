@@ -2,6 +2,7 @@
 // exactly what they give one after another.
 
 import CompareCore
+import Framework
 import Foundation
 import XCTest
 
@@ -27,17 +28,17 @@ final class DeterminismTests: XCTestCase {
 
     /// Everything a report holds except wall times, with every number as its bit pattern.
     private func fingerprint(_ report: Report) -> [String] {
-        func bits(_ e: EpochRecord) -> String {
+        func bits(_ e: EpochMetrics) -> String {
             "\(e.epoch):\(e.trainLoss.bitPattern),\(e.testLoss.bitPattern),\(e.trainAccuracy.bitPattern),\(e.testAccuracy.bitPattern)"
         }
         var lines: [String] = [report.verdict]
         for experiment in report.experiments {
             for round in experiment.rounds {
                 lines.append("\(experiment.name) round \(round.round) seed \(round.seed) parity \(round.parity)")
-                for engine in Engine.allCases {
-                    let record = round.engines[engine.rawValue]
+                for engine in [EngineName.framework, EngineName.reference] {
+                    let record = round.engine(engine)
                     let divergence = record?.divergence.map { "\($0.epoch)/\($0.batch)/\($0.loss.bitPattern)" } ?? "none"
-                    lines.append("  \(engine.rawValue) divergence \(divergence) epochs "
+                    lines.append("  \(engine) divergence \(divergence) epochs "
                                  + (record?.epochs.map(bits).joined(separator: " ") ?? "missing"))
                 }
             }
@@ -46,9 +47,9 @@ final class DeterminismTests: XCTestCase {
     }
 
     func testParallelRoundsAreBitIdenticalRunAfterRunAndToSequentialOnes() throws {
-        let first = try CompareCore.run(Self.plan, rounds: 4, tolerances: Tolerances(), parallel: true)
-        let second = try CompareCore.run(Self.plan, rounds: 4, tolerances: Tolerances(), parallel: true)
-        let sequential = try CompareCore.run(Self.plan, rounds: 4, tolerances: Tolerances(), parallel: false)
+        let first = try CompareCore.run(RunRequest(experiments: Self.plan, rounds: 4, parallel: true))
+        let second = try CompareCore.run(RunRequest(experiments: Self.plan, rounds: 4, parallel: true))
+        let sequential = try CompareCore.run(RunRequest(experiments: Self.plan, rounds: 4, parallel: false))
 
         let reference = fingerprint(first.report)
         XCTAssertEqual(reference.count, 1 + 3 * 4 * 3, "verdict + per round: parity and two engines")

@@ -6,10 +6,11 @@ import Framework
 import XCTest
 
 final class DivergenceParityTests: XCTestCase {
-    /// Epochs 0…count−1 with losses that fall and accuracies that rise, scaled by `scale` (1: the same trace).
-    private func epochs(_ count: Int, scale: Double = 1) -> [EpochMetrics] {
+    /// Epochs 0…count−1 with losses that fall and accuracies that rise, scaled by `scale` (1: the same trace)
+    /// from epoch `from` on (before it, the unscaled trace).
+    private func epochs(_ count: Int, scale: Double = 1, from: Int = 0) -> [EpochMetrics] {
         (0..<count).map { (e: Int) -> EpochMetrics in
-            let x = Double(e)
+            let x = Double(e), scale = e >= from ? scale : 1
             let trainLoss: Double = scale / (x + 1), testLoss: Double = 1.5 * scale / (x + 1)
             let trainAccuracy: Double = 0.5 + 0.1 * x, testAccuracy: Double = 0.4 + 0.1 * x
             return EpochMetrics(epoch: e, trainLoss: trainLoss, testLoss: testLoss,
@@ -22,8 +23,8 @@ final class DivergenceParityTests: XCTestCase {
     }
 
     func testBothDivergedAtTheSameStepPassesAndSaysSo() {
-        let trace: Trace = (epochs(2), divergence(2, 7))
-        let parity = compareTraces(framework: trace, reference: trace, shadow: trace, tolerances: Tolerances())
+        let trace: EpochTrace = (epochs(2), divergence(2, 7))
+        let parity = compareTraces(trace, with: trace, shadow: trace, tolerances: Tolerances())
         XCTAssertTrue(parity.passed, parity.reason)
         XCTAssertEqual(parity.divergence, "both at epoch 2, batch 7")
         XCTAssertEqual(parity.reason, "")
@@ -31,27 +32,27 @@ final class DivergenceParityTests: XCTestCase {
     }
 
     func testBothDivergedAtTheSameStepStillFailsWhenTheEpochsBeforeDiffer() {
-        let parity = compareTraces(framework: (epochs(2), divergence(2, 7)),
-                                   reference: (epochs(2, scale: 1 + 1e-6), divergence(2, 7)), tolerances: Tolerances())
+        let parity = compareTraces((epochs(2), divergence(2, 7)),
+                                   with: (epochs(2, scale: 1 + 1e-6), divergence(2, 7)), tolerances: Tolerances())
         XCTAssertFalse(parity.passed)
         XCTAssertEqual(parity.divergence, "both at epoch 2, batch 7")
         XCTAssertTrue(parity.reason.contains("epoch 0: loss differs"), parity.reason)
     }
 
     func testOneEngineDivergingAloneFails() {
-        let parity = compareTraces(framework: (epochs(4), nil), reference: (epochs(2), divergence(2, 7)),
+        let parity = compareTraces((epochs(4), nil), with: (epochs(2), divergence(2, 7)),
                                    tolerances: Tolerances())
         XCTAssertFalse(parity.passed)
         XCTAssertEqual(parity.divergence, "framework did not diverge; reference at epoch 2, batch 7")
         XCTAssertEqual(parity.reason, "only one engine diverged: framework did not diverge; reference at epoch 2, batch 7")
 
-        let other = compareTraces(framework: (epochs(3), divergence(3, 1)), reference: (epochs(4), nil), tolerances: Tolerances())
+        let other = compareTraces((epochs(3), divergence(3, 1)), with: (epochs(4), nil), tolerances: Tolerances())
         XCTAssertFalse(other.passed)
         XCTAssertEqual(other.divergence, "framework at epoch 3, batch 1; reference did not diverge")
     }
 
     func testBothDivergedAtDifferentStepsFails() {
-        let parity = compareTraces(framework: (epochs(2), divergence(2, 7)), reference: (epochs(2), divergence(2, 8)),
+        let parity = compareTraces((epochs(2), divergence(2, 7)), with: (epochs(2), divergence(2, 8)),
                                    tolerances: Tolerances())
         XCTAssertFalse(parity.passed)
         XCTAssertEqual(parity.reason,
@@ -60,15 +61,16 @@ final class DivergenceParityTests: XCTestCase {
 
     /// The allowance for amplified rounding covers loss differences, not a run that stops: after the
     /// trajectories separated (within 1000× the shadow's difference), one engine diverging still fails.
+    /// (The traces agree at epoch 0, where no allowance applies: nothing has been amplified before any update.)
     func testOneDivergingAfterSeparationStillFails() {
-        let framework = epochs(3), reference = epochs(3, scale: 1 + 1e-7), shadow = epochs(4, scale: 1 + 1e-9)
-        let separated = compareTraces(framework: (framework, nil), reference: (reference, nil),
+        let framework = epochs(3), reference = epochs(3, scale: 1 + 1e-7, from: 1), shadow = epochs(4, scale: 1 + 1e-9, from: 1)
+        let separated = compareTraces((framework, nil), with: (reference, nil),
                                       shadow: (shadow, nil), tolerances: Tolerances())
-        XCTAssertEqual(separated.separatedAt, 0, "the shadow's difference covers this one")
+        XCTAssertEqual(separated.separatedAt, 1, "the shadow's difference covers this one")
 
-        let parity = compareTraces(framework: (framework, divergence(3, 2)), reference: (epochs(4, scale: 1 + 1e-7), nil),
+        let parity = compareTraces((framework, divergence(3, 2)), with: (epochs(4, scale: 1 + 1e-7, from: 1), nil),
                                    shadow: (shadow, nil), tolerances: Tolerances())
-        XCTAssertEqual(parity.separatedAt, 0)
+        XCTAssertEqual(parity.separatedAt, 1)
         XCTAssertFalse(parity.passed)
         XCTAssertEqual(parity.reason, "only one engine diverged: framework at epoch 3, batch 2; reference did not diverge")
     }

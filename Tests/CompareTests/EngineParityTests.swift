@@ -121,8 +121,8 @@ final class EngineParityTests: XCTestCase {
                                                 training: TrainingSpec(epochs: 8, batchSize: batch, shuffle: true))
                     try experiment.validate(file: experiment.name)
                     let round = MaterializedRound(experiment, round: 0)
-                    let f = try runFramework(round), r = try runReference(round)
-                    let parity = compareTraces(framework: (f.epochs, f.divergence), reference: (r.epochs, r.divergence), tolerances: tolerances)
+                    let f = try FrameworkEngine().train(round), r = try ReferenceTrainingEngine().train(round)
+                    let parity = compareTraces((f.epochs, f.divergence), with: (r.epochs, r.divergence), tolerances: tolerances)
                     XCTAssertTrue(parity.passed, "\(experiment.name): \(parity.reason)")
                     XCTAssertEqual(f.epochs.count, 9)
                     worst = max(worst, parity.maxTestLossDifference, parity.maxTrainLossDifference)
@@ -140,9 +140,9 @@ final class EngineParityTests: XCTestCase {
         small.data = .disk(train: 100, test: 100)
         small.training.epochs = 2
         let round = MaterializedRound(small, round: 0)
-        let layers = plantDifference(1e-6, in: referenceLayers(small.model, parameters: round.initialParameters))
-        let f = try runFramework(round), r = try runReference(round, layers: layers), shadow = try runFramework(round, nudged: true)
-        let parity = compareTraces(framework: (f.epochs, f.divergence), reference: (r.epochs, r.divergence),
+        let f = try FrameworkEngine().train(round), r = try ReferenceTrainingEngine(plantedDifference: 1e-6).train(round)
+        let shadow = try FrameworkEngine(nudged: true).train(round)
+        let parity = compareTraces((f.epochs, f.divergence), with: (r.epochs, r.divergence),
                                    shadow: (shadow.epochs, shadow.divergence), tolerances: Tolerances())
         XCTAssertFalse(parity.passed)
         XCTAssertTrue(parity.reason.hasPrefix("epoch 0: loss differs"), parity.reason)

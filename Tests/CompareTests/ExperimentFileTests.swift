@@ -2,6 +2,7 @@
 // the PyTorch fixtures decode; defaults are filled in; encode → decode gives the same experiment back.
 
 import CompareCore
+import Framework
 import Foundation
 import TestSupport
 import XCTest
@@ -75,8 +76,8 @@ private let badFiles: [BadFile] = [
             ["unknown key \"epoch\"", "allowed: epochs, batchSize, shuffle", "did you mean \"epochs\""]),
     BadFile("misspelt linear key", #"{"model": {"layers": [{"type": "linear", "in": 2, "out": 2, "wieght": []}]}}"#,
             path: "model.layers[0].wieght", ["unknown key \"wieght\"", "did you mean \"weight\""]),
-    BadFile("unknown layer type", #"{"model": {"layers": [{"type": "linear", "in": 2, "out": 2}, {"type": "gelu"}]}}"#,
-            path: "model.layers[1].type", ["unknown layer type \"gelu\"", "linear, relu, tanh, sigmoid, leakyRelu"]),
+    BadFile("unknown layer type", #"{"model": {"layers": [{"type": "linear", "in": 2, "out": 2}, {"type": "swish"}]}}"#,
+            path: "model.layers[1].type", ["unknown layer type \"swish\"", "linear, relu, tanh, sigmoid, leakyRelu, gelu"]),
     BadFile("unknown loss", #"{"model": \#(model22), "loss": {"type": "hinge"}}"#, path: "loss.type",
             ["unknown loss \"hinge\"", "mse, mae, bce, crossEntropy"]),
     BadFile("unknown optimizer", #"{"model": \#(model22), "optimizer": {"type": "rmsprop"}}"#, path: "optimizer.type",
@@ -195,9 +196,9 @@ private let badFiles: [BadFile] = [
     BadFile("nesterov with dampening", #"{"model": \#(model22), "optimizer": {"type": "sgd", "momentum": 0.9, "dampening": 0.1, "nesterov": true}}"#,
             path: "optimizer.nesterov", ["needs momentum > 0 and dampening 0", "dampening 0.1"]),
     BadFile("negative sgd weight decay", #"{"model": \#(model22), "optimizer": {"type": "sgd", "weightDecay": -1}}"#,
-            path: "optimizer.weightDecay", ["must be a finite number >= 0", "got -1"]),
+            path: "optimizer.weightDecay", ["must be a finite number ≥ 0", "got -1"]),
     BadFile("negative adam weight decay", #"{"model": \#(model22), "optimizer": {"type": "adam", "weightDecay": -0.01}}"#,
-            path: "optimizer.weightDecay", ["must be a finite number >= 0", "got -0.01"]),
+            path: "optimizer.weightDecay", ["must be a finite number ≥ 0", "got -0.01"]),
     BadFile("beta1 of 1", #"{"model": \#(model22), "optimizer": {"type": "adam", "beta1": 1}}"#, path: "optimizer.beta1",
             ["must be in [0, 1)", "got 1"]),
     BadFile("negative beta2", #"{"model": \#(model22), "optimizer": {"type": "adam", "beta2": -0.1}}"#, path: "optimizer.beta2",
@@ -405,8 +406,8 @@ final class ExperimentFileTests: XCTestCase {
                     .linear(in: 2, out: 3, initialization: .xavier), .leakyRelu(slope: 0.2),
                     .linear(in: 3, out: 4, initialization: .uniform(-0.3, 0.7)), .tanh,
                     .linear(in: 4, out: 2, initialization: .explicit(
-                        weight: [[0.1, 1.0 / 3, -2.5e-300, 4], [.leastNonzeroMagnitude, -0.0, 1e20, 0.19384416214976818]],
-                        bias: [0.5, -7])),
+                        weight: Matrix([[0.1, 1.0 / 3, -2.5e-300, 4], [.leastNonzeroMagnitude, -0.0, 1e20, 0.19384416214976818]]),
+                        bias: Matrix([[0.5, -7]]))),
                     .sigmoid,
                 ]),
                 loss: .bce,

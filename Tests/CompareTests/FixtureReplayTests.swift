@@ -5,6 +5,9 @@ import XCTest
 
 /// Replays every recorded fixture and every PyTorch trace through both engines.
 final class FixtureReplayTests: XCTestCase {
+    /// Both engines, by name "framework" and "reference".
+    let engines: [TrainingEngine] = [FrameworkEngine(), ReferenceTrainingEngine()]
+
     var recordedFiles: [URL] {
         let folder = TestPaths.fixtures.appendingPathComponent("recorded")
         let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
@@ -14,11 +17,11 @@ final class FixtureReplayTests: XCTestCase {
     func testRecordedFixturesReplayInBothEngines() throws {
         XCTAssertEqual(recordedFiles.count, fixtureCases.count, "one file per fixture case in fixtures/recorded")
         for url in recordedFiles {
-            let (fixture, experiment) = try Fixture.load(contentsOf: url)
-            for engine in Engine.allCases {
-                let mismatches = try fixture.replay(experiment, engine: engine)
+            let (fixture, _) = try Fixture.load(contentsOf: url)
+            for engine in engines {
+                let mismatches = try fixture.replay(engine)
                 for mismatch in mismatches.prefix(5) { XCTFail("\(mismatch)") }
-                if mismatches.isEmpty { print("OK fixture \(fixture.name) \(engine.rawValue) (\(fixture.expected.epochs.count) epochs)") }
+                if mismatches.isEmpty { print("OK fixture \(fixture.name) \(engine.name) (\(fixture.epochs.count) epochs)") }
             }
         }
     }
@@ -30,12 +33,12 @@ final class FixtureReplayTests: XCTestCase {
         for name in names {
             let base = String(name.dropLast(".experiment.json".count))
             let experiment = try Experiment.load(contentsOf: folder.appendingPathComponent(name))
-            let trace = try TorchTrace.load(contentsOf: folder.appendingPathComponent("\(base).torch.json"))
-            let fixture = try trace.asFixture(name: "pytorch/\(base)", experiment: experiment)
-            for engine in Engine.allCases {
-                let mismatches = try fixture.replay(experiment, engine: engine)
+            let trace = try Trace.load(contentsOf: folder.appendingPathComponent("\(base).torch.json"), experiment: experiment)
+            let fixture = Fixture.pytorch(name: "pytorch/\(base)", trace: trace, experiment: experiment)
+            for engine in engines {
+                let mismatches = try fixture.replay(engine)
                 for mismatch in mismatches.prefix(5) { XCTFail("\(mismatch)") }
-                if mismatches.isEmpty { print("OK pytorch \(base) \(engine.rawValue): losses within 1e-10 relative, accuracies exact") }
+                if mismatches.isEmpty { print("OK pytorch \(base) \(engine.name): losses within 1e-10 relative, accuracies exact") }
             }
         }
     }
@@ -44,15 +47,15 @@ final class FixtureReplayTests: XCTestCase {
     /// point of the test set) is reported with fixture, engine, epoch, metric, values, tolerance and the command.
     func testReplayReportsAlteredFixture() throws {
         let url = try XCTUnwrap(recordedFiles.first { $0.lastPathComponent == "relu-mae-sgd-momentum.fixture.json" })
-        var (fixture, experiment) = try Fixture.load(contentsOf: url)
-        fixture.expected.epochs[2].testLoss *= 1 + 1e-6
-        fixture.expected.epochs[3].trainAccuracy += 1.0 / 60
-        for engine in Engine.allCases {
-            let mismatches = try fixture.replay(experiment, engine: engine)
+        var (fixture, _) = try Fixture.load(contentsOf: url)
+        fixture.epochs[2].testLoss *= 1 + 1e-6
+        fixture.epochs[3].trainAccuracy += 1.0 / 60
+        for engine in engines {
+            let mismatches = try fixture.replay(engine)
             XCTAssertEqual(mismatches.map(\.metric), ["testLoss", "trainAccuracy"], "\(engine)")
             XCTAssertEqual(mismatches.map(\.epoch), [2, 3])
             let text = mismatches.first?.description ?? ""
-            XCTAssertTrue(text.hasPrefix("fixture relu-mae-sgd-momentum, engine \(engine.rawValue), epoch 2, testLoss: expected"), text)
+            XCTAssertTrue(text.hasPrefix("fixture relu-mae-sgd-momentum, engine \(engine.name), epoch 2, testLoss: expected"), text)
             XCTAssertTrue(text.contains("tolerance rtol 1e-10") && text.contains("swift run compare record --mode failed"), text)
         }
     }

@@ -5,7 +5,7 @@ import Framework
 /// with their options, shuffling on and off, one and two outputs, batch size 1 and the whole set,
 /// divergence, and the seeds' network. Replaying all of them takes seconds.
 public let fixtureCases: [(name: String, covers: String, experiment: Experiment)] = {
-    func linear(_ i: Int, _ o: Int, _ initialization: Initialization = .default) -> LayerSpec {
+    func linear(_ i: Int, _ o: Int, _ initialization: Initializer = .default) -> LayerSpec {
         .linear(in: i, out: o, initialization: initialization)
     }
     func make(_ name: String, _ layers: [LayerSpec], _ loss: LossKind, _ optimizer: OptimizerSpec, epochs: Int,
@@ -59,13 +59,13 @@ public enum RecordMode: String, CaseIterable, Sendable {
 public func recordFixtures(mode: RecordMode, directory: URL, command: String, only: Set<String>? = nil) throws -> [String] {
     try makeDirectory(directory)
     var lines: [String] = []
-    let tolerances = Fixture.FixtureTolerances(rtol: 1e-10, atol: 1e-14, accuracy: 0)
+    let tolerances = Fixture.Tolerances(rtol: 1e-10, atol: 1e-14, accuracy: 0)
     for fixtureCase in fixtureCases where only?.contains(fixtureCase.name) ?? true {
         let url = directory.appendingPathComponent("\(fixtureCase.name).fixture.json")
         let exists = FileManager.default.fileExists(atPath: url.path)
         let previous = exists ? try? Fixture.load(contentsOf: url).fixture : nil
-        let outcome = try runFramework(MaterializedRound(fixtureCase.experiment, round: 0))
-        let changes = previous?.compare(outcome: outcome, engine: .framework) ?? []
+        let trace = try FrameworkEngine().train(MaterializedRound(fixtureCase.experiment, round: 0))
+        let changes = previous?.compare(trace, engine: EngineName.framework) ?? []
         switch mode {
         case .missing where exists:
             lines.append("\(fixtureCase.name): kept (exists)")
@@ -76,15 +76,12 @@ public func recordFixtures(mode: RecordMode, directory: URL, command: String, on
         default: break
         }
         let fixture = Fixture(
-            format: Fixture.formatName, version: Fixture.currentVersion, name: fixtureCase.name, covers: fixtureCase.covers,
-            experiment: try JSONObject(fixtureCase.experiment.jsonObject()), round: 0,
-            expected: .init(epochs: outcome.epochs,
-                            divergence: outcome.divergence,
-                            parameters: Fixture.summaries(outcome.finalParameters)),
-            tolerances: tolerances,
+            name: fixtureCase.name, covers: fixtureCase.covers, experiment: fixtureCase.experiment, round: 0,
+            epochs: trace.epochs, divergence: trace.divergence,
+            parameters: Fixture.summaries(trace.finalParameters ?? []), tolerances: tolerances,
             provenance: .init(recordedBy: "Framework", swift: swiftVersion, blas: "not used (recorded from Framework)",
-                              date: ISO8601DateFormatter().string(from: Date()), command: command))
-        try writeAtomically(to: url) { try Report.encoder().encode(fixture) }
+                              date: isoDate(), command: command))
+        try writeAtomically(Data(fixture.jsonValue.text().utf8), to: url)
         if previous == nil {
             lines.append("\(fixtureCase.name): " + (exists ? "re-recorded (the old file could not be loaded)" : "created"))
         } else if changes.isEmpty {

@@ -1,3 +1,5 @@
+import Framework
+
 /// The built-in suites: `default` (the original task's network, 10 rounds) and `seeds` (every
 /// configuration the five original reports describe, each beside the figures they published).
 ///
@@ -43,7 +45,12 @@ let seedsNetwork = PlannedExperiment(
           layers: [linear(2, 25), .relu, linear(25, 25), .tanh, linear(25, 25), .sigmoid, linear(25, 2)],
           optimizer: sgd(0.1), epochs: 300, batchSize: 5),
     table: "the original task (seeds/002, table II)",
-    published: PublishedFigure(train: "0.993 ± 0.003", test: "0.980 ± 0.006", source: "seeds/002, table II (10 rounds)"))
+    published: [
+        PublishedFigure(report: "seeds/002", table: "table II", metric: "trainAccuracy", mean: 0.993, sd: 0.003, rounds: 10,
+                        text: "Train Accuracy 0.993 (σ 0.003)"),
+        PublishedFigure(report: "seeds/002", table: "table II", metric: "testAccuracy", mean: 0.980, sd: 0.006, rounds: 10,
+                        text: "Test Accuracy 0.980 (σ 0.006)"),
+    ])
 
 /// seeds/003 (tables 1–3): three hidden layers of 25 with one activation, × MSE/BCE × SGD with momentum,
 /// Adam, or plain gradient steps; batch 5; 300 epochs (Adam 150). Choices where the report is silent:
@@ -71,10 +78,15 @@ let activationLossOptimizerGrid: [PlannedExperiment] = {
                 if loss == .bce { layers.append(.sigmoid) }
                 let key = "\(loss.rawValue)-\(optimizerName)"
                 let (train, test) = published[name]![key]!
+                let source = String(tables[name]!.split(separator: "(")[1].dropLast())
+                func figure(_ metric: String, _ text: String) -> PublishedFigure {
+                    PublishedFigure(report: "seeds/003", table: String(source.dropFirst("seeds/003, ".count)), metric: metric,
+                                    mean: Double(text.dropLast(2))! / 100, sd: nil, text: text)
+                }
                 result.append(PlannedExperiment(
                     .make("\(name)-\(key)", layers: layers, loss: loss, optimizer: optimizer, epochs: epochs, batchSize: 5),
                     table: tables[name]!,
-                    published: PublishedFigure(train: train, test: test, source: String(tables[name]!.split(separator: "(")[1].dropLast()))))
+                    published: [figure("trainAccuracy", train), figure("testAccuracy", test)]))
             }
         }
     }
@@ -87,7 +99,8 @@ let threeLayers = PlannedExperiment(
     .make("three-linear-sgd-60", layers: [linear(2, 25), .relu, linear(25, 25), .relu, linear(25, 2)],
           optimizer: sgd(0.1), epochs: 60, batchSize: 5),
     table: "other reports",
-    published: PublishedFigure(train: nil, test: "up to 0.90, loss < 0.1", source: "seeds/001, results (60 epochs)"))
+    published: [PublishedFigure(report: "seeds/001", table: "section 4 (results)", metric: "testAccuracy", mean: nil, sd: nil,
+                                text: "can achieve up to 90% accuracy … converges within 60 epochs … a loss lower than 0.1")])
 
 /// seeds/000: the same network trained with MSE and Adam (figures only, no numbers). Adam lr 0.001, 300 epochs.
 let mseWithAdam = PlannedExperiment(
@@ -95,7 +108,8 @@ let mseWithAdam = PlannedExperiment(
           layers: [linear(2, 25), .relu, linear(25, 25), .tanh, linear(25, 25), .sigmoid, linear(25, 2)],
           optimizer: adam(), epochs: 300, batchSize: 5),
     table: "other reports",
-    published: PublishedFigure(train: "figure only", test: "figure only", source: "seeds/000, section 3"))
+    published: [PublishedFigure(report: "seeds/000", table: "section 3 (figures)", metric: "trainAccuracy", mean: nil, sd: nil,
+                                rounds: 10, text: "curves of average loss and accuracy per epoch (figure only)")])
 
 /// seeds/001: XOR, "more powerful than a perceptron": a single linear layer cannot separate the four
 /// points (accuracy ≤ 0.75), a hidden layer can (1.0). Choices: 2→2 linear vs 2→8 Tanh → 2; MSE; Adam lr 0.05;
@@ -103,9 +117,11 @@ let mseWithAdam = PlannedExperiment(
 let xor: [PlannedExperiment] = [
     PlannedExperiment(.make("xor-linear", layers: [linear(2, 2)], optimizer: adam(0.05), epochs: 300, batchSize: 4, data: .xor),
                       table: "XOR (seeds/001)",
-                      published: PublishedFigure(train: "fails (≤ 0.75)", test: nil, source: "seeds/001, results")),
+                      published: [PublishedFigure(report: "seeds/001", table: "section 4 (results)", metric: "trainAccuracy", mean: nil,
+                                                  sd: nil, text: "more powerful than a perceptron (a single linear layer cannot solve XOR)")]),
     PlannedExperiment(.make("xor-hidden", layers: [linear(2, 8), .tanh, linear(8, 2)], optimizer: adam(0.05),
                             epochs: 300, batchSize: 4, data: .xor),
                       table: "XOR (seeds/001)",
-                      published: PublishedFigure(train: "solves (1.0)", test: nil, source: "seeds/001, results")),
+                      published: [PublishedFigure(report: "seeds/001", table: "section 4 (results)", metric: "trainAccuracy", mean: nil,
+                                                  sd: nil, text: "can solve non-linear classification like the xor problem")]),
 ]

@@ -1,0 +1,93 @@
+import Framework
+
+/// The concrete inputs of one round of an experiment, the same for every engine: data, the initial values of
+/// every linear layer, and the visiting order of every epoch.
+///
+/// Round r uses seed `s = experiment.seed + r`. Independent streams of `Xoshiro256StarStar(seed: s, stream:)`:
+/// 1 for the data (train set first, then test), 2 for the initial parameters (layer by layer, weight then
+/// bias), 3 for the shuffling seed. Explicit data, weights or orders in the file draw nothing. With
+/// `normalize`, the disk points are drawn first and then z-scored with the train set's statistics.
+public struct MaterializedRound {
+    public let experiment: Experiment
+    public let round: Int
+    public let seed: UInt64
+    public let train: Dataset
+    public let test: Dataset
+    /// For each linear layer in order: weight `(out, in)` and bias `(1, out)`.
+    public let initialParameters: [(weight: Matrix, bias: Matrix)]
+    /// The order given to Framework's trainer (it draws its own permutations from the seed).
+    public let order: BatchOrder
+    /// For normalised disk data: the train set's per-feature mean and deviation the inputs were z-scored with.
+    public let normalization: (mean: [Double], deviation: [Double])?
+
+    public init(_ experiment: Experiment, round: Int) {
+        self.experiment = experiment
+        self.round = round
+        let seed = experiment.seed &+ UInt64(round)
+        self.seed = seed
+        let outputWidth = experiment.model.outputWidth
+        switch experiment.data {
+        case let .disk(trainCount, testCount, normalize):
+            var generator = Xoshiro256StarStar(seed: seed, stream: 1)
+            let rawTrain = Dataset.disk(count: trainCount, targetWidth: outputWidth, generator: &generator)
+            let rawTest = Dataset.disk(count: testCount, targetWidth: outputWidth, generator: &generator)
+            if normalize {
+                let (mean, deviation) = rawTrain.inputStatistics()
+                train = rawTrain.standardized(mean: mean, deviation: deviation)
+                test = rawTest.standardized(mean: mean, deviation: deviation)
+                normalization = (mean, deviation)
+            } else {
+                (train, test) = (rawTrain, rawTest)
+                normalization = nil
+            }
+        case .xor:
+            train = Dataset.xor(targetWidth: outputWidth)
+            test = train
+            normalization = nil
+        case let .explicit(trainSet, testSet):
+            train = Dataset(inputs: Matrix(trainSet.inputs), targets: Matrix(trainSet.targets))
+            test = Dataset(inputs: Matrix(testSet.inputs), targets: Matrix(testSet.targets))
+            normalization = nil
+        }
+        var initGenerator = Xoshiro256StarStar(seed: seed, stream: 2)
+        initialParameters = experiment.model.layers.compactMap { layer in
+            guard case let .linear(inWidth, outWidth, initializer) = layer else { return nil }
+            return initializer.values(inWidth: inWidth, outWidth: outWidth, generator: &initGenerator)
+        }
+        if let orders = experiment.training.orders {
+            order = .explicit(orders)
+        } else if experiment.training.shuffle {
+            var shuffleSeeds = Xoshiro256StarStar(seed: seed, stream: 3)
+            order = .shuffled(seed: shuffleSeeds.next())
+        } else {
+            order = .sequential
+        }
+    }
+
+    /// Every epoch's visiting order written out, one permutation per epoch (for Reference and for export).
+    public var orders: [[Int]] { order.orders(count: train.count, epochs: experiment.training.epochs) }
+
+    /// The round as a self-contained experiment, what `compare export` writes and `--engine` commands are given:
+    /// explicit data, explicit initial weights and biases, and `training.orders` (unless the rows are taken in
+    /// file order), so that it needs no random generator; the name, loss, optimizer, schedule and trace request
+    /// as the experiment's.
+    public var exported: Experiment {
+        var e = experiment
+        e.data = .explicit(train: DataSetSpec(inputs: train.inputs.rowArrays, targets: train.targets.rowArrays),
+                           test: DataSetSpec(inputs: test.inputs.rowArrays, targets: test.targets.rowArrays))
+        var parameters = initialParameters[...]
+        e.model.layers = e.model.layers.map { layer in
+            guard case let .linear(inWidth, outWidth, _) = layer else { return layer }
+            let values = parameters.removeFirst()
+            return .linear(in: inWidth, out: outWidth, initialization: .explicit(weight: values.weight, bias: values.bias))
+        }
+        if case .sequential = order {
+            e.training.shuffle = false
+        } else {
+            e.training.orders = orders
+            e.training.shuffle = true
+        }
+        e.seed = seed
+        return e
+    }
+}

@@ -1,0 +1,192 @@
+import Foundation
+import Framework
+
+/// A plain-text table with left-aligned first column and right-aligned others; `leftAligned` columns too.
+struct TextTable {
+    var header: [String]
+    var rows: [[String]] = []
+    var leftAligned: Set<Int> = [0]
+
+    func render() -> String {
+        let widths = header.indices.map { c in ([header] + rows).map { $0[c].count }.max() ?? 0 }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { c, cell in
+                let pad = String(repeating: " ", count: widths[c] - cell.count)
+                return leftAligned.contains(c) ? cell + pad : pad + cell
+            }.joined(separator: "  ").replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression)
+        }
+        let rule = widths.map { String(repeating: "─", count: $0) }.joined(separator: "  ")
+        return ([line(header), rule] + rows.map(line)).joined(separator: "\n")
+    }
+}
+
+func scientific(_ x: Double) -> String {
+    if x == 0 { return "0" }
+    if !x.isFinite { return "\(x)" }
+    return String(format: "%.1e", x)
+}
+
+func fraction(_ x: Double) -> String { x.isFinite ? String(format: "%.3f", x) : "\(x)" }
+
+func statisticText(_ s: Statistic?) -> String {
+    guard let s, s.rounds > 0 else { return "—" }
+    return (s.rounds > 1 ? "\(fraction(s.mean)) ± \(fraction(s.deviation))" : fraction(s.mean)) + (s.diverged > 0 ? " (\(s.diverged) div.)" : "")
+}
+
+/// `name` cut to `width` characters, with "…" when it is longer.
+func clipped(_ name: String, _ width: Int) -> String { name.count <= width ? name : String(name.prefix(width - 1)) + "…" }
+
+/// The text report, at most 120 columns wide (details that do not fit are in the JSON report): the verdict
+/// first, then per table the accuracy summary (each engine's mean ± σ after the last epoch beside every
+/// published figure, with Δ and a verdict per figure), then the parity per round, then why any round failed.
+public func textReport(_ report: Report) -> String {
+    var out: [String] = []
+    let rounds = report.rounds
+    let passed = rounds.filter(\.passed).count
+    let outside = report.plan.outsideEngines
+    let engines = ["Framework"] + outside
+    out.append("Verdict: \(report.passed ? "PASS" : "FAIL") — parity holds in \(passed) of \(rounds.count) rounds "
+               + "(\(engines.joined(separator: ", ")) against Reference)" + (rounds.isEmpty ? "; a run with no rounds is not a pass" : ""))
+    let t = report.tolerances
+    out.append("  Tolerances: losses rtol \(t.rtol), atol \(t.atol); accuracy \(t.accuracy); beyond them, from epoch 1, up to "
+               + "\(formatNumber(t.amplification))× the one-ulp shadow's difference. BLAS: \(report.build.blas)")
+
+    var tables: [String] = []
+    for experiment in report.experiments where !tables.contains(experiment.table) { tables.append(experiment.table) }
+    for table in tables {
+        let members = report.experiments.filter { $0.table == table }
+        let count = members.map(\.rounds.count).max() ?? 0
+        out.append("")
+        out.append("Accuracy after the last epoch, mean ± σ over \(count) round\(count == 1 ? "" : "s")" + (table.isEmpty ? "" : ": \(table)"))
+        var accuracy = TextTable(header: ["experiment", "engine", "train", "test", "published train", "published test", "Δ test", "verdict"])
+        var notes: [String] = []
+        for experiment in members {
+            let comparisons = experiment.figureComparisons
+            func published(_ metric: String) -> String {
+                guard let c = comparisons.first(where: { $0.figure.metric == metric }) else { return "—" }
+                guard let mean = c.figure.mean else { return "(text only)" }
+                return fraction(mean) + (c.figure.sd.map { " ± \(fraction($0))" } ?? "")
+            }
+            let test = comparisons.first { $0.figure.metric == "testAccuracy" && $0.difference != nil }
+                ?? comparisons.first { $0.difference != nil }
+            let verdict = comparisons.filter { $0.difference != nil }
+                .map { "\($0.figure.metric == "trainAccuracy" ? "train" : $0.figure.metric == "testAccuracy" ? "test" : $0.figure.metric) \($0.verdict)" }
+                .joined(separator: ", ")
+            let shown = [EngineName.framework, EngineName.reference] + outside
+            for (k, engine) in shown.enumerated() where experiment.rounds.contains(where: { $0.engine(engine) != nil }) {
+                accuracy.rows.append([k == 0 ? clipped(experiment.name, 26) : "", engine,
+                                      statisticText(experiment.statistic("trainAccuracy", engine: engine)),
+                                      statisticText(experiment.statistic("testAccuracy", engine: engine)),
+                                      k == 0 ? published("trainAccuracy") : "", k == 0 ? published("testAccuracy") : "",
+                                      k == 0 ? (test?.difference.map { String(format: "%+.3f", $0) } ?? "—") : "",
+                                      k == 0 ? (verdict.isEmpty ? "—" : verdict) : ""])
+            }
+            notes.append("  \(experiment.name): \(experiment.configuration)")
+            for c in comparisons where c.figure.mean == nil {
+                notes.append("    published (\(c.figure.report), \(c.figure.table)): \"\(c.figure.text)\"")
+            }
+            for note in experiment.notes { notes.append("    \(note)") }
+        }
+        accuracy.leftAligned = [0, 1, 7]
+        out.append(accuracy.render())
+        out.append(contentsOf: notes)
+    }
+
+    out.append("")
+    out.append("Parity per round: each engine against Reference (Δ: the largest relative loss difference over the epochs, and the")
+    out.append("largest accuracy difference; shadow Δ: how far Framework moves from itself when its initial parameters are")
+    out.append("nudged by one ulp, the run's own sensitivity to rounding; × ref: the engine's seconds over Reference's)")
+    var parity = TextTable(header: ["experiment", "round", "seed", "engine", "seconds", "× ref", "Δ test", "Δ train", "Δ acc",
+                                    "shadow Δ", "verdict"])
+    for experiment in report.experiments {
+        for round in experiment.rounds {
+            let referenceSeconds = round.reference?.seconds
+            for (k, run) in round.engines.enumerated() where run.name != EngineName.shadow {
+                let versus = round.comparisons.filter { $0.engine == run.name }
+                let first = versus.first { $0.referee == EngineName.reference }
+                var verdict = "referee"
+                if let first {
+                    verdict = versus.allSatisfy(\.passed) ? "pass" : "FAIL"
+                    if let epoch = first.separatedAt { verdict += ", amplified from \(epoch)" }
+                    if first.divergence.hasPrefix("both") { verdict += ", both diverged" }
+                }
+                let ratio = run.seconds.flatMap { s in referenceSeconds.map { s / $0 } }
+                parity.rows.append([k == 0 ? clipped(experiment.name, 24) : "", k == 0 ? "\(round.round)" : "",
+                                    k == 0 ? "\(round.seed)" : "", clipped(run.name, 10),
+                                    run.seconds.map { String(format: "%.3f", $0) } ?? "—",
+                                    ratio.map { String(format: "%.2f", $0) } ?? "—",
+                                    first.map { scientific($0.maxTestLossDifference) } ?? "",
+                                    first.map { scientific($0.maxTrainLossDifference) } ?? "",
+                                    first.map { fraction(max($0.maxTestAccuracyDifference, $0.maxTrainAccuracyDifference)) } ?? "",
+                                    first.map { scientific($0.maxShadowDifference) } ?? "", verdict])
+            }
+        }
+    }
+    parity.leftAligned = [0, 3, 10]
+    out.append(parity.render())
+    var notes: [String] = []
+    for experiment in report.experiments {
+        for round in experiment.rounds {
+            for c in round.comparisons where c.passed && (c.separatedAt != nil || c.divergence != "none") {
+                var what = "pass"
+                if let epoch = c.separatedAt { what += " (rounding amplified from epoch \(epoch), as in the shadow)" }
+                if c.divergence != "none" { what += " (diverged: \(c.divergence))" }
+                notes.append("  \(experiment.name) round \(round.round) (seed \(round.seed)), \(c.engine) against \(c.referee): \(what)")
+            }
+        }
+    }
+    if !notes.isEmpty {
+        out.append("")
+        out.append("Passed, with a remark:")
+        out.append(contentsOf: notes)
+    }
+    let failures = report.experiments.flatMap { e in e.rounds.flatMap { r in r.comparisons.filter { !$0.passed }.map { (e.name, r, $0) } } }
+    if !failures.isEmpty {
+        out.append("")
+        out.append("Why:")
+        for (name, round, comparison) in failures {
+            out.append("  \(name) round \(round.round) (seed \(round.seed)), \(comparison.engine) against \(comparison.referee): \(comparison.reason)")
+        }
+    }
+    return out.joined(separator: "\n")
+}
+
+/// Per-epoch traces as CSV: one file per experiment, a row per (round, engine, epoch), and a row marked
+/// `diverged` for a run that stopped (its epoch and batch, and the loss it saw).
+public func csvTraces(_ experiment: ExperimentRecord) -> String {
+    var lines = ["experiment,round,seed,engine,epoch,trainLoss,testLoss,trainAccuracy,testAccuracy,note"]
+    let name = csvField(experiment.name)
+    for round in experiment.rounds {
+        for run in round.engines {
+            for e in run.epochs {
+                lines.append("\(name),\(round.round),\(round.seed),\(run.name),\(e.epoch),\(e.trainLoss),\(e.testLoss),\(e.trainAccuracy),\(e.testAccuracy),")
+            }
+            if let d = run.divergence {
+                lines.append("\(name),\(round.round),\(round.seed),\(run.name),\(d.epoch),\(d.loss),,,,diverged at batch \(d.batch)")
+            }
+        }
+    }
+    return lines.joined(separator: "\n") + "\n"
+}
+
+/// One row per experiment: each engine's mean ± σ of the last-epoch accuracies, and the verdict.
+public func csvSummary(_ report: Report) -> String {
+    var lines = ["experiment,engine,rounds,passed,trainAccuracyMean,trainAccuracySd,testAccuracyMean,testAccuracySd,diverged"]
+    for experiment in report.experiments {
+        let engines = experiment.rounds.first?.engines.map(\.name) ?? []
+        let passed = experiment.rounds.filter(\.passed).count
+        for engine in engines {
+            let train = experiment.statistic("trainAccuracy", engine: engine), test = experiment.statistic("testAccuracy", engine: engine)
+            lines.append([csvField(experiment.name), engine, "\(experiment.rounds.count)", "\(passed)",
+                          train.map { "\($0.mean)" } ?? "", train.map { "\($0.deviation)" } ?? "",
+                          test.map { "\($0.mean)" } ?? "", test.map { "\($0.deviation)" } ?? "", "\(test?.diverged ?? 0)"]
+                .joined(separator: ","))
+        }
+    }
+    return lines.joined(separator: "\n") + "\n"
+}
+
+/// A CSV field, quoted when it holds a comma, a quote or a line break.
+func csvField(_ text: String) -> String {
+    text.contains(where: { $0 == "," || $0 == "\"" || $0.isNewline }) ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
+}

@@ -1,0 +1,260 @@
+import Dispatch
+import Foundation
+import Framework
+
+/// An experiment as a suite plans it: the file's content plus where it is shown, what was published, and
+/// where it deviates from the report it reproduces.
+public struct PlannedExperiment: Sendable {
+    public var experiment: Experiment
+    /// The table it belongs to in the text report ("" for a single list).
+    public var table: String
+    public var published: [PublishedFigure]
+    /// Deviations from the original report and known reasons, printed under its table.
+    public var notes: [String]
+
+    public init(_ experiment: Experiment, table: String = "", published: [PublishedFigure] = [], notes: [String] = []) {
+        self.experiment = experiment
+        self.table = table
+        self.published = published
+        self.notes = notes
+    }
+}
+
+/// A slice of a run: the K-th (1-based) of N, taking every N-th (experiment, round) job starting at K − 1.
+public struct Shard: Equatable, Sendable, CustomStringConvertible {
+    public let index: Int
+    public let count: Int
+    /// Parses "K/N" with 1 ≤ K ≤ N; nil otherwise.
+    public init?(_ text: String) {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let k = Int(parts[0]), let n = Int(parts[1]) else { return nil }
+        self.init(index: k, count: n)
+    }
+    public init?(index: Int, count: Int) {
+        guard count >= 1, index >= 1, index <= count else { return nil }
+        self.index = index
+        self.count = count
+    }
+    public var description: String { "\(index)/\(count)" }
+    func includes(job: Int) -> Bool { job % count == index - 1 }
+}
+
+/// What to run: experiments × rounds in every engine, judged with `tolerances`.
+public struct RunRequest {
+    public var experiments: [PlannedExperiment]
+    public var rounds: Int
+    public var tolerances: Tolerances
+    public var shard: Shard?
+    public var parallel: Bool
+    /// `--plant-difference`: added to Reference's first weight.
+    public var plantedDifference: Double?
+    /// Outside engines run for every round (`--engine`).
+    public var engines: [TrainingEngine]
+    /// Stored traces judged for round 0 of an experiment (`check --trace`, or a `NAME.trace.json` picked up
+    /// beside `NAME.experiment.json`), by experiment name.
+    public var storedTraces: [String: [TrainingEngine]]
+    /// Keep, per experiment, the inputs of the round to plot (the one where the engines differ most).
+    public var keepRoundsForPlots: Bool
+    /// Write every engine's trace of every round into this folder (`--trace-out`).
+    public var traceFolder: URL?
+
+    public init(experiments: [PlannedExperiment], rounds: Int, tolerances: Tolerances = Tolerances(), shard: Shard? = nil,
+                parallel: Bool = true, plantedDifference: Double? = nil, engines: [TrainingEngine] = [],
+                storedTraces: [String: [TrainingEngine]] = [:], keepRoundsForPlots: Bool = false, traceFolder: URL? = nil) {
+        self.experiments = experiments
+        self.rounds = rounds
+        self.tolerances = tolerances
+        self.shard = shard
+        self.parallel = parallel
+        self.plantedDifference = plantedDifference
+        self.engines = engines
+        self.storedTraces = storedTraces
+        self.keepRoundsForPlots = keepRoundsForPlots
+        self.traceFolder = traceFolder
+    }
+
+    /// The (experiment, round) jobs of the whole run, before sharding.
+    public var jobCount: Int { experiments.count * rounds }
+
+    /// The outside engines' names, in order.
+    var outsideEngineNames: [String] {
+        var names = engines.map(\.name)
+        for planned in experiments { for engine in storedTraces[planned.experiment.name] ?? [] where !names.contains(engine.name) { names.append(engine.name) } }
+        return names
+    }
+}
+
+/// A round kept for the plots: its data, and each engine's final parameters (when the engine gave them).
+public struct PlotRound {
+    public var round: MaterializedRound
+    public var finalParameters: [String: [(weight: Matrix, bias: Matrix)]]
+    /// How far the engines were apart (the largest relative loss difference against the referee), to pick it.
+    var distance: Double
+}
+
+/// What a run produced: the report, and per experiment the round to plot.
+public struct RunResult {
+    public var report: Report
+    public var plotRounds: [String: PlotRound]
+
+    public init(report: Report, plotRounds: [String: PlotRound] = [:]) {
+        self.report = report
+        self.plotRounds = plotRounds
+    }
+}
+
+/// Runs every round of every experiment in every engine, in parallel on the available cores, and judges them.
+///
+/// Each (experiment, round) job is independent and deterministic, so the results are identical to a
+/// sequential run (`parallel: false`) whatever the scheduling. Progress (done, elapsed, an estimate of what
+/// remains) goes to stderr when it is a terminal and the run takes longer than a second. The first engine
+/// error stops the run (`EngineError`).
+public func run(_ request: RunRequest) throws -> RunResult {
+    precondition(request.rounds >= 1, "run: rounds must be ≥ 1")
+    struct Job { let experiment: Int; let round: Int }
+    var jobs: [Job] = []
+    for e in request.experiments.indices { for r in 0..<request.rounds { jobs.append(Job(experiment: e, round: r)) } }
+    if let shard = request.shard { jobs = jobs.enumerated().filter { shard.includes(job: $0.offset) }.map(\.element) }
+
+    let lock = NSLock()
+    var records = [RoundRecord?](repeating: nil, count: jobs.count)
+    var plotRounds: [String: PlotRound] = [:]
+    var firstError: Error?
+    var finished = 0
+    let progress = Progress(total: jobs.count)
+
+    let work: (Int) -> Void = { index in
+        let job = jobs[index]
+        let planned = request.experiments[job.experiment]
+        lock.lock()
+        let stop = firstError != nil
+        lock.unlock()
+        if stop { return }
+        do {
+            let round = MaterializedRound(planned.experiment, round: job.round)
+            var engines: [TrainingEngine] = [FrameworkEngine(), ReferenceTrainingEngine(plantedDifference: request.plantedDifference),
+                                             FrameworkEngine(name: EngineName.shadow, nudged: true)]
+            engines += request.engines
+            if job.round == 0 { engines += request.storedTraces[planned.experiment.name] ?? [] }
+            var runs: [EngineRun] = []
+            var finals: [String: [(weight: Matrix, bias: Matrix)]] = [:]
+            for engine in engines {
+                let trace: Trace
+                do {
+                    trace = try engine.train(round)
+                } catch let error as EngineError {
+                    throw error
+                } catch {
+                    throw EngineError(engine: engine.name, experiment: planned.experiment.name, round: job.round, message: "\(error)")
+                }
+                runs.append(EngineRun(name: engine.name, trace: trace))
+                if let final = trace.finalParameters { finals[engine.name] = final }
+                if let folder = request.traceFolder {
+                    let file = folder.appendingPathComponent(OutputName.trace(experiment: planned.experiment.name, round: job.round,
+                                                                              engine: engine.name))
+                    try writeAtomically(Data(trace.jsonValue.text().utf8), to: file)
+                }
+            }
+            let record = RoundRecord(round: job.round, seed: round.seed, engines: runs,
+                                     comparisons: judge(runs, tolerances: request.tolerances))
+            let distance = record.passed ? record.comparisons.map { max($0.maxTestLossDifference, $0.maxTrainLossDifference) }.max() ?? 0
+                                         : .infinity
+            lock.lock()
+            records[index] = record
+            if request.keepRoundsForPlots {
+                let name = planned.experiment.name
+                if plotRounds[name].map({ distance > $0.distance }) ?? true {
+                    plotRounds[name] = PlotRound(round: round, finalParameters: finals, distance: distance)
+                }
+            }
+            finished += 1
+            progress.update(finished, "\(planned.experiment.name) round \(job.round)")
+            lock.unlock()
+        } catch {
+            lock.lock()
+            if firstError == nil { firstError = error }
+            lock.unlock()
+        }
+    }
+    if request.parallel {
+        DispatchQueue.concurrentPerform(iterations: jobs.count, execute: work)
+    } else {
+        for index in jobs.indices { work(index) }
+    }
+    progress.finish()
+    if let firstError { throw firstError }
+
+    var experimentRecords: [ExperimentRecord] = []
+    for (e, planned) in request.experiments.enumerated() {
+        let rounds = zip(jobs, records).filter { $0.0.experiment == e }.compactMap { $0.1 }
+        if request.shard != nil && rounds.isEmpty { continue }
+        experimentRecords.append(ExperimentRecord(name: planned.experiment.name, table: planned.table,
+                                                  configuration: configurationLine(planned.experiment), notes: planned.notes,
+                                                  experiment: planned.experiment, published: planned.published, rounds: rounds))
+    }
+    let plan = RunPlan(rounds: request.rounds, experiments: request.experiments.map(\.experiment.name),
+                       outsideEngines: request.outsideEngineNames, plantedDifference: request.plantedDifference,
+                       shard: request.shard, jobs: request.jobCount)
+    return RunResult(report: Report(plan: plan, tolerances: request.tolerances, experiments: experimentRecords),
+                     plotRounds: plotRounds)
+}
+
+/// One line describing an experiment's configuration, hyperparameters included:
+/// "2-25-25-25-2 ReLU/Tanh/Sigmoid, mse, SGD(lr 0.1), batch 5, 300 epochs, shuffled, disk 1000/1000".
+public func configurationLine(_ e: Experiment) -> String {
+    let activations = e.model.layers.compactMap { layer -> String? in
+        if case let .activation(kind, parameters) = layer { return kind.label(parameters) } else { return nil }
+    }
+    let data: String
+    switch e.data {
+    case let .disk(train, test, normalize): data = "disk \(train)/\(test)" + (normalize ? " normalised" : "")
+    case .xor: data = "xor"
+    case let .explicit(train, test): data = "explicit \(train.inputs.count)/\(test.inputs.count)"
+    }
+    let order = e.training.orders != nil ? "given orders" : (e.training.shuffle ? "shuffled" : "in order")
+    return "\(e.model.widths.map(String.init).joined(separator: "-")) \(activations.isEmpty ? "linear" : activations.joined(separator: "/")), "
+        + "\(e.loss.rawValue), \(e.optimizer.label), batch \(e.training.batchSize), \(counted(e.training.epochs, "epoch")), \(order), \(data)"
+}
+
+/// A one-line progress display on stderr, shown only on a terminal and only after the first second: jobs done,
+/// elapsed time, and an estimate of what remains (from the mean time per job so far).
+final class Progress {
+    private let total: Int
+    private let start = monotonicSeconds()
+    private let enabled = isatty(STDERR_FILENO) != 0
+    private var shown = false
+
+    init(total: Int) { self.total = total }
+
+    func update(_ done: Int, _ what: String) {
+        let elapsed = monotonicSeconds() - start
+        guard enabled, elapsed > 1 else { return }
+        shown = true
+        let remaining = done > 0 ? elapsed / Double(done) * Double(total - done) : 0
+        writeStandardError("\r\u{1B}[K[\(done)/\(total)] \(Progress.clock(elapsed)) elapsed, about \(Progress.clock(remaining)) left — \(what)")
+    }
+
+    func finish() {
+        if shown { writeStandardError("\r\u{1B}[K") }
+    }
+
+    /// "1:05" or "12 s".
+    static func clock(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        return s < 60 ? "\(s) s" : "\(s / 60):\(String(format: "%02d", s % 60))"
+    }
+}
+
+/// Writes `text` to stderr with write(2), ignoring failures (an unwritable stderr must not stop a run, nor
+/// trap as FileHandle's Objective-C exception would).
+public func writeStandardError(_ text: String) {
+    var bytes = Array(text.utf8)
+    var offset = 0
+    while offset < bytes.count {
+        let written = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress! + offset, $0.count - offset) }
+        if written < 0 && errno == EINTR { continue }
+        if written <= 0 { return }
+        offset += written
+    }
+    bytes.removeAll()
+}
