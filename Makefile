@@ -38,10 +38,14 @@ COUNTING_MALLOC := $(foreach f,malloc calloc realloc memalign aligned_alloc posi
 BENCH_ENV := OPENBLAS_NUM_THREADS=1 $(if $(OPENBLAS_CORETYPE),OPENBLAS_CORETYPE=$(OPENBLAS_CORETYPE))
 RUN_FLAGS := $(if $(filter 1,$(NATIVE)),--scratch-path .build-native $(NATIVE_FLAGS))
 
-.PHONY: run test deps sanitize fuzz bench bench-portable bench-torch
+.PHONY: run test deps test-deps sanitize fuzz bench bench-portable bench-torch
 
 deps:
 	@scripts/ensure-gsl.sh
+
+# The tests also run the example NumPy engine (examples/engines/numpy_engine.py).
+test-deps: deps
+	@scripts/ensure-numpy.sh
 
 run: deps
 	$(SWIFT) run -c release $(RUN_FLAGS) compare $(ARGS)
@@ -50,7 +54,7 @@ run: deps
 # variants in one build, which a debug build would run unspecialised (tens of times slower).
 TEST_FLAGS := -c release -Xswiftc -enable-testing --disable-swift-testing
 
-test: deps
+test: test-deps
 	$(SWIFT) test $(TEST_FLAGS)
 
 # Each sanitizer builds into its own scratch folder (docs/hardening.md). ASan: the suite, then `compare`
@@ -63,7 +67,7 @@ SMALL_EXPERIMENTS = --experiment fuzz/corpus/explicit-bce.json --experiment fuzz
 ASAN = ASAN_OPTIONS=allocator_may_return_null=1
 TSAN = TSAN_OPTIONS=halt_on_error=1
 
-sanitize: deps
+sanitize: test-deps
 	$(ASAN):detect_leaks=0 $(SWIFT) test $(TEST_FLAGS) --sanitize=address --scratch-path .build-asan
 	$(ASAN) .build-asan/release/compare $(SMALL_EXPERIMENTS) --rounds 4 --json .build-asan/report.json \
 	  --csv .build-asan/csv --plots .build-asan/plots > /dev/null
