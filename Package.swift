@@ -56,7 +56,8 @@ let package = Package(
 
         // MARK: bench: training throughput of Framework beside Reference, and its product kernel beside GSL's dgemm.
         // Host-CPU flags are not set here (a dependency may not use unsafe flags): `make bench` passes them.
-        .executableTarget(name: "Bench", dependencies: ["Framework", "Reference", "CGSL", "CAllocationCounter", "CompareCore"],
+        .executableTarget(name: "Bench", dependencies: ["Framework", "Reference", "CGSL", "CAllocationCounter", "CompareCore",
+                                                        .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           linkerSettings: referenceLinker),
         // A counting malloc for bench's "allocations per step" (see its README); linked into bench only.
         .target(name: "CAllocationCounter"),

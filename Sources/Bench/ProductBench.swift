@@ -8,7 +8,9 @@ import Glibc
 /// repetition, so that a machine busy with other work slows them alike.
 struct ProductResult {
     var n: Int
+    /// GFLOP/s per wall second of each repetition, and per CPU second.
     var framework: [Double]
+    var frameworkCPU: [Double]
     /// `gsl_blas_dgemm` (through the CBLAS GSL is linked with).
     var gsl: [Double]
     /// OpenBLAS's `cblas_dgemm`, loaded with dlopen, when libopenblas.so.0 is installed.
@@ -19,14 +21,20 @@ struct ProductResult {
     var allocationsPerProduct: Double
 }
 
-func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+/// The middle value (the mean of the two middle ones for an even count); NaN for none.
+func median(_ values: [Double]) -> Double {
+    guard !values.isEmpty else { return .nan }
+    let sorted = values.sorted(), middle = sorted.count / 2
+    return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+}
 
-/// Times `body` (one product) in repetitions of about `seconds`; returns GFLOP/s of each call batch.
+/// Times `body` (one product) in repetitions of about `seconds`; returns GFLOP/s of each call batch, per wall
+/// second and per CPU second of the thread (which other processes on a shared machine do not dilute).
 private final class Timer {
     let flops: Double
     let seconds: Double
     var iterations = 0
-    var rates: [Double] = []
+    var rates: [Double] = [], cpuRates: [Double] = []
     /// Heap allocations during the timed loops, and the calls they ran.
     var allocations = 0, calls = 0
 
@@ -44,12 +52,13 @@ private final class Timer {
             iterations = max(1, Int(seconds / max(now() - start, 1e-9)))
         }
         let before = allocationCount
-        let start = now()
+        let start = now(), cpuStart = threadCPUTime()
         for _ in 0..<iterations { body() }
-        let seconds = now() - start
+        let seconds = now() - start, cpuSeconds = threadCPUTime() - cpuStart
         allocations += allocationCount - before
         calls += iterations
         rates.append(flops * Double(iterations) / seconds / 1e9)
+        cpuRates.append(flops * Double(iterations) / max(cpuSeconds, 1e-9) / 1e9)
     }
 }
 
@@ -95,9 +104,110 @@ func productThroughput(n: Int, repetitions: Int, seconds: Double) -> ProductResu
             largest = max(largest, abs(reference))
         }
     }
-    return ProductResult(n: n, framework: framework.rates, gsl: gsl.rates,
+    return ProductResult(n: n, framework: framework.rates, frameworkCPU: framework.cpuRates, gsl: gsl.rates,
                          openBLAS: OpenBLAS.shared == nil ? nil : open.rates, difference: worst / largest,
                          allocationsPerProduct: Double(framework.allocations) / Double(max(framework.calls, 1)))
+}
+
+// MARK: - The products of a training step of the 1024 network
+
+/// One of the three products of a Linear(1024 → 1024) layer's training step at batch 128, through the public
+/// Matrix API as `Linear` runs it (a `ProductWorkspace` kept across calls; the weight packed on every call, as
+/// in training where it changes every step), beside OpenBLAS's `cblas_dgemm` on the same shapes when installed.
+struct ShapeProductResult {
+    /// "forward", "dW", "dX".
+    var name: String
+    /// "Y = X·Wᵀ + b: X 128×1024, W 1024×1024".
+    var formula: String
+    var m: Int, n: Int, k: Int
+    /// GFLOP/s (2mnk flops per call) of each repetition, per wall second and per CPU second.
+    var framework: [Double]
+    var frameworkCPU: [Double]
+    var openBLAS: [Double]?
+    var openBLASCPU: [Double]?
+    /// max |Framework − GSL| / max |GSL| on one call from the same inputs.
+    var difference: Double
+    var allocationsPerProduct: Double
+}
+
+func trainingShapeProducts(batch: Int = 128, width: Int = 1024, repetitions: Int, seconds: Double) -> [ShapeProductResult] {
+    var g = Xoshiro256StarStar(seed: 11)
+    func random(_ rows: Int, _ columns: Int) -> Matrix {
+        var m = Matrix(rows: rows, columns: columns)
+        for k in m.elements.indices { m.elements[k] = g.uniform(-1, 1) }
+        return m
+    }
+    let x = random(batch, width), w = random(width, width), bias = random(1, width), dY = random(batch, width)
+    let flops = 2 * Double(batch) * Double(width) * Double(width)
+    let workspace = ProductWorkspace()
+    var y = Matrix.empty, dX = Matrix.empty, dW = Matrix(rows: width, columns: width)
+
+    // Pointers for OpenBLAS, row-major, and GSL views for the one-call check.
+    let b = Int32(batch), n = Int32(width)
+    func copy(_ m: Matrix) -> UnsafeMutablePointer<Double> {
+        let p = UnsafeMutablePointer<Double>.allocate(capacity: m.elements.count)
+        m.elements.withUnsafeBufferPointer { p.update(from: $0.baseAddress!, count: m.elements.count) }
+        return p
+    }
+    let xp = copy(x), wp = copy(w), dYp = copy(dY)
+    let out = UnsafeMutablePointer<Double>.allocate(capacity: width * width)
+    out.initialize(repeating: 0, count: width * width)
+    defer { xp.deallocate(); wp.deallocate(); dYp.deallocate(); out.deallocate() }
+
+    /// max |framework − gsl| / max |gsl| for C = op(A)·op(B) (+ bias rows), computed once by gsl_blas_dgemm.
+    func gslDifference(_ result: Matrix, _ a: Matrix, transposeA: Bool, _ bm: Matrix, transposeB: Bool, addBias: Bool) -> Double {
+        func gslMatrix(_ m: Matrix) -> UnsafeMutablePointer<gsl_matrix> {
+            let g = gsl_matrix_alloc(m.rows, m.columns)!
+            for i in 0..<m.rows { for j in 0..<m.columns { gsl_matrix_set(g, i, j, m[i, j]) } }
+            return g
+        }
+        let ga = gslMatrix(a), gb = gslMatrix(bm), gc = gsl_matrix_alloc(result.rows, result.columns)!
+        defer { gsl_matrix_free(ga); gsl_matrix_free(gb); gsl_matrix_free(gc) }
+        gsl_matrix_set_zero(gc)
+        gsl_blas_dgemm(transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans, 1, ga, gb, 0, gc)
+        var worst = 0.0, largest = 0.0
+        for i in 0..<result.rows {
+            for j in 0..<result.columns {
+                let reference = gsl_matrix_get(gc, i, j) + (addBias ? bias[0, j] : 0)
+                worst = max(worst, abs(result[i, j] - reference))
+                largest = max(largest, abs(reference))
+            }
+        }
+        return worst / max(largest, .leastNormalMagnitude)
+    }
+
+    // One call of each from the inputs above, checked against GSL (dW from zero: the check's one accumulation).
+    Matrix.affine(x, weightTransposed: w, bias: bias, into: &y, workspace: workspace)
+    Matrix.accumulateTransposedProduct(dY, x, into: &dW, workspace: workspace)
+    Matrix.product(dY, w, into: &dX, workspace: workspace)
+    let differences = [gslDifference(y, x, transposeA: false, w, transposeB: true, addBias: true),
+                       gslDifference(dW, dY, transposeA: true, x, transposeB: false, addBias: false),
+                       gslDifference(dX, dY, transposeA: false, w, transposeB: false, addBias: false)]
+
+    let frameworkTimers = (0..<3).map { _ in Timer(flops: flops, seconds: seconds) }
+    let openTimers = (0..<3).map { _ in Timer(flops: flops, seconds: seconds) }
+    let dgemm = OpenBLAS.shared?.dgemm
+    for _ in 0..<repetitions {
+        // dW keeps accumulating across calls (as it does over a batch's layers); its values stay small.
+        frameworkTimers[0].repetition { Matrix.affine(x, weightTransposed: w, bias: bias, into: &y, workspace: workspace) }
+        if let dgemm { openTimers[0].repetition { dgemm(101, 111, 112, b, n, n, 1, xp, n, wp, n, 0, out, n) } }
+        frameworkTimers[1].repetition { Matrix.accumulateTransposedProduct(dY, x, into: &dW, workspace: workspace) }
+        if let dgemm { openTimers[1].repetition { dgemm(101, 112, 111, n, n, b, 1, dYp, n, xp, n, 1, out, n) } }
+        frameworkTimers[2].repetition { Matrix.product(dY, w, into: &dX, workspace: workspace) }
+        if let dgemm { openTimers[2].repetition { dgemm(101, 111, 111, b, n, n, 1, dYp, n, wp, n, 0, out, n) } }
+    }
+    let shapes: [(String, String, Int, Int, Int)] = [
+        ("forward", "Y = X·Wᵀ + b: X \(batch)×\(width) by W \(width)×\(width) transposed", batch, width, width),
+        ("dW", "dW += dYᵀ·X: dYᵀ \(width)×\(batch) by X \(batch)×\(width)", width, width, batch),
+        ("dX", "dX = dY·W: dY \(batch)×\(width) by W \(width)×\(width)", batch, width, width),
+    ]
+    return shapes.enumerated().map { i, shape in
+        ShapeProductResult(name: shape.0, formula: shape.1, m: shape.2, n: shape.3, k: shape.4,
+                           framework: frameworkTimers[i].rates, frameworkCPU: frameworkTimers[i].cpuRates,
+                           openBLAS: dgemm == nil ? nil : openTimers[i].rates, openBLASCPU: dgemm == nil ? nil : openTimers[i].cpuRates,
+                           difference: differences[i],
+                           allocationsPerProduct: Double(frameworkTimers[i].allocations) / Double(max(frameworkTimers[i].calls, 1)))
+    }
 }
 
 /// The shared library that serves `cblas_dgemm` for GSL in this process (GSL's CBLAS, or OpenBLAS when the

@@ -52,14 +52,19 @@ func statusKilobytes(_ field: String) -> Int? {
 func cpuDescription() -> (model: String, flags: [String]) {
     guard let text = readTextFile("/proc/cpuinfo") else { return ("unknown", []) }
     var model = "unknown", flags: Set<Substring> = []
+    var family: Substring? = nil, number: Substring? = nil
     for line in text.split(separator: "\n") {
         let parts = line.split(separator: ":", maxSplits: 1)
         guard parts.count == 2 else { continue }
         let key = parts[0].trimming(" \t"), value = parts[1].trimming(" \t")
         if key == "model name" && model == "unknown" { model = String(value) }
+        if key == "cpu family" && family == nil { family = value }
+        if key == "model" && number == nil { number = value }
         if key == "flags" && flags.isEmpty { flags = Set(value.split(separator: " ")) }
-        if model != "unknown" && !flags.isEmpty { break }
+        if model != "unknown" && !flags.isEmpty && family != nil && number != nil { break }
     }
+    // A virtual machine may name only the brand ("AMD EPYC"): the family and model say which generation.
+    if let family, let number { model += " (family \(family), model \(number))" }
     return (model, ["sse2", "avx", "avx2", "fma", "avx512f"].filter { flags.contains(Substring($0)) })
 }
 
@@ -69,17 +74,6 @@ func readTextFile(_ path: String) -> String? {
     defer { try? file.close() }
     guard let data = try? file.readToEnd() else { return nil }
     return String(decoding: data, as: UTF8.self)
-}
-
-/// Writes `text` to `path` through the project's one file writer, `writeAtomically` (a temporary file beside
-/// it, then a rename). Returns an error message or nil.
-func writeTextAtomically(_ text: String, to path: String) -> String? {
-    do {
-        try writeAtomically(Data(text.utf8), to: URL(fileURLWithPath: path))
-        return nil
-    } catch {
-        return "\(error)"
-    }
 }
 
 extension Substring {

@@ -11,10 +11,11 @@ struct Workload {
     /// The activation after each hidden Linear (widths.count − 2 of them).
     var activations: [Activation]
     var batchSize: Int
-    /// Optimizer steps per timed repetition.
+    /// Framework's optimizer steps per timed repetition.
     var steps: Int
-    /// Samples per second of PyTorch 2.15 on CPU, one thread, float64, from the project issue "Speed".
-    var pytorchIssueFigure: Double
+    /// PyTorch's optimizer steps per timed repetition (it is much slower on the small networks: fewer steps
+    /// keep its repetitions near a second; throughput does not depend on the count).
+    var pytorchSteps: Int
 
     enum Activation: String {
         case relu, tanh, sigmoid
@@ -23,17 +24,17 @@ struct Workload {
     /// The issue's six workloads. Step counts give each repetition roughly a quarter of a second or more.
     static let all: [Workload] = [
         Workload(key: "seeds-b1", title: "2-25-25-25-2 batch 1", widths: [2, 25, 25, 25, 2],
-                 activations: [.relu, .tanh, .sigmoid], batchSize: 1, steps: 200_000, pytorchIssueFigure: 1_400),
+                 activations: [.relu, .tanh, .sigmoid], batchSize: 1, steps: 200_000, pytorchSteps: 1_000),
         Workload(key: "seeds-b5", title: "2-25-25-25-2 batch 5", widths: [2, 25, 25, 25, 2],
-                 activations: [.relu, .tanh, .sigmoid], batchSize: 5, steps: 100_000, pytorchIssueFigure: 7_900),
+                 activations: [.relu, .tanh, .sigmoid], batchSize: 5, steps: 100_000, pytorchSteps: 1_000),
         Workload(key: "seeds-b100", title: "2-25-25-25-2 batch 100", widths: [2, 25, 25, 25, 2],
-                 activations: [.relu, .tanh, .sigmoid], batchSize: 100, steps: 10_000, pytorchIssueFigure: 141_000),
+                 activations: [.relu, .tanh, .sigmoid], batchSize: 100, steps: 10_000, pytorchSteps: 1_000),
         Workload(key: "seeds-b1000", title: "2-25-25-25-2 batch 1000", widths: [2, 25, 25, 25, 2],
-                 activations: [.relu, .tanh, .sigmoid], batchSize: 1000, steps: 1_000, pytorchIssueFigure: 547_000),
+                 activations: [.relu, .tanh, .sigmoid], batchSize: 1000, steps: 1_000, pytorchSteps: 400),
         Workload(key: "tanh256-b128", title: "2-256-256-256-2 tanh batch 128", widths: [2, 256, 256, 256, 2],
-                 activations: [.tanh, .tanh, .tanh], batchSize: 128, steps: 400, pytorchIssueFigure: 34_000),
+                 activations: [.tanh, .tanh, .tanh], batchSize: 128, steps: 400, pytorchSteps: 200),
         Workload(key: "tanh1024-b128", title: "2-1024-1024-1024-2 tanh batch 128", widths: [2, 1024, 1024, 1024, 2],
-                 activations: [.tanh, .tanh, .tanh], batchSize: 128, steps: 40, pytorchIssueFigure: 2_100),
+                 activations: [.tanh, .tanh, .tanh], batchSize: 128, steps: 40, pytorchSteps: 20),
     ]
 
     /// The learning rate of the SGD steps: small enough that no workload diverges (which would time NaNs).
@@ -44,6 +45,10 @@ struct Workload {
         var g = Xoshiro256StarStar(seed: 1, stream: 1)
         return Dataset.disk(count: 1000, targetWidth: 2, generator: &g)
     }
+
+    /// Steps per repetition at `scale`: Framework's and PyTorch's.
+    func scaledSteps(_ scale: Double) -> Int { max(1, Int(Double(steps) * scale)) }
+    func scaledPyTorchSteps(_ scale: Double) -> Int { max(2, Int(Double(pytorchSteps) * scale)) }
 
     /// The Framework model, PyTorch-default initialisation from seed 1, stream 2.
     func frameworkModel() -> Sequential {
@@ -90,21 +95,38 @@ struct Throughput {
 
     var median: Double { repetitions.sorted()[repetitions.count / 2] }
     var best: Double { repetitions.max()! }
-    var cpuMedian: Double { cpuRepetitions.sorted()[cpuRepetitions.count / 2] }
+    /// Samples per CPU second, median; nil when the CPU time was not measured (Reference).
+    var cpuMedian: Double? { cpuRepetitions.isEmpty ? nil : cpuRepetitions.sorted()[cpuRepetitions.count / 2] }
 }
 
-/// Framework's training-step throughput: exactly the loop `Trainer.fit` runs for each batch (gather into kept
-/// buffers, zero, forward, `valueAndGradient`, `accumulateGradients`, `SGD.step`), without its per-epoch evaluation.
-func frameworkThroughput(_ workload: Workload, data: Dataset, repetitions: Int, scale: Double) -> Throughput {
-    let model = workload.frameworkModel()
-    let parameters = model.parameters
-    let loss = MSELoss()
-    let sgd = try! SGD(learningRate: Workload.learningRate)
-    var batches = Workload.Batches(order: Array(0..<data.count), batchSize: workload.batchSize)
-    var lastLoss = 0.0
-    var inputs = Matrix.empty, targets = Matrix.empty, dLoss = Matrix.empty
+/// Framework's training step: exactly the loop `Trainer.fit` runs for each batch (gather into kept buffers,
+/// zero, forward, `valueAndGradient`, `accumulateGradients`, `SGD.step`), without its per-epoch evaluation.
+/// The model and the position in the data are kept across repetitions, so that they can alternate with
+/// PyTorch's: `warmUp()` once, then `repetition()` as many times as wanted.
+final class FrameworkTrainingLoop {
+    let workload: Workload
+    let data: Dataset
+    let steps: Int
+    private let model: Sequential
+    private let parameters: [Parameter]
+    private let loss = MSELoss()
+    private let sgd = try! SGD(learningRate: Workload.learningRate)
+    private var batches: Workload.Batches
+    private var inputs = Matrix.empty, targets = Matrix.empty, dLoss = Matrix.empty
+    private(set) var lastLoss = 0.0
+    /// Heap allocations and steps of the timed repetitions.
+    private(set) var allocations = 0, timedSteps = 0
 
-    func run(_ steps: Int) -> Int {
+    init(_ workload: Workload, data: Dataset, scale: Double) {
+        self.workload = workload
+        self.data = data
+        steps = workload.scaledSteps(scale)
+        model = workload.frameworkModel()
+        parameters = model.parameters
+        batches = Workload.Batches(order: Array(0..<data.count), batchSize: workload.batchSize)
+    }
+
+    private func run(_ steps: Int) -> Int {
         var samples = 0
         for _ in 0..<steps {
             let rows = batches.next()
@@ -120,19 +142,35 @@ func frameworkThroughput(_ workload: Workload, data: Dataset, repetitions: Int, 
         return samples
     }
 
-    let steps = max(1, Int(Double(workload.steps) * scale))
-    _ = run(max(2, steps / 10))  // warm-up: first-step allocations, caches, page faults
-    var rates: [Double] = [], cpuRates: [Double] = []
-    var allocations = 0
-    for _ in 0..<repetitions {
+    /// Untimed steps: first-step allocations, caches, page faults.
+    func warmUp() { _ = run(max(2, steps / 10)) }
+
+    /// One timed repetition of `steps` steps.
+    func repetition() -> Sample {
         let before = allocationCount
         let start = now(), cpuStart = threadCPUTime()
         let samples = run(steps)
         let seconds = now() - start, cpuSeconds = threadCPUTime() - cpuStart
         allocations += allocationCount - before
-        rates.append(Double(samples) / seconds)
-        cpuRates.append(Double(samples) / cpuSeconds)
+        timedSteps += steps
+        return Sample(samples: samples, wall: seconds, cpu: cpuSeconds)
     }
-    return Throughput(repetitions: rates, cpuRepetitions: cpuRates,
-                      allocationsPerStep: Double(allocations) / Double(steps * repetitions), lastLoss: lastLoss)
+
+    var allocationsPerStep: Double { Double(allocations) / Double(max(timedSteps, 1)) }
+}
+
+/// One timed repetition: samples trained, wall seconds, CPU seconds.
+struct Sample {
+    var samples: Int
+    var wall: Double
+    var cpu: Double
+}
+
+extension Throughput {
+    /// Samples/s of each repetition, wall and CPU.
+    init(_ samples: [Sample], allocationsPerStep: Double, lastLoss: Double) {
+        self.init(repetitions: samples.map { Double($0.samples) / $0.wall },
+                  cpuRepetitions: samples.map { Double($0.samples) / max($0.cpu, 1e-9) },
+                  allocationsPerStep: allocationsPerStep, lastLoss: lastLoss)
+    }
 }

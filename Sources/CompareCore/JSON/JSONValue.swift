@@ -9,7 +9,7 @@ import Foundation
 // it has one, duplicate keys are kept (so that the reader can report them), and 1e999 becomes +infinity so
 // that validation can name where it is. Syntax errors still carry JSONSerialization's own wording, plus a line
 // and column. Every file the project reads goes through it: experiment files, traces (ours and PyTorch's),
-// fixtures, reports for `merge`, and bench's PyTorch figures.
+// fixtures, reports for `merge`, and the answers of bench's PyTorch server.
 //
 // `JSONValue.text()` (JSONWriter.swift) is the one writer; `JSONNode` (JSONReader.swift) reads a tree with the
 // JSON path of every value, for messages such as `epochs[3].testLoss: expected a number, got null`.
