@@ -24,7 +24,7 @@ struct CompareCommand: ParsableCommand {
         Exit status: 0 when parity holds in every round, 1 when it fails, 2 for bad input or usage, an engine that could not run, or an output that could not be written.
         """,
         version: BuildInfo.current.description,
-        subcommands: [Run.self, Check.self, Export.self, Merge.self, Record.self],
+        subcommands: [Run.self, Check.self, Locate.self, Export.self, Merge.self, Record.self],
         defaultSubcommand: Run.self)
 }
 
@@ -128,6 +128,17 @@ struct OutputOptions: ParsableArguments {
     var request: OutputRequest { OutputRequest(json: json, csv: csv, plots: plots, report: report) }
 }
 
+struct PlantOptions: ParsableArguments {
+    @Option(parsing: .unconditional, help: ArgumentHelp("Self-check: add this to Reference's first weight so that parity must fail (e.g. 1e-6).", valueName: "DELTA"))
+    var plantDifference: Double?
+
+    func validate() throws {
+        if let plantDifference, !(plantDifference.isFinite && plantDifference != 0) {
+            throw ValidationError("--plant-difference must be a finite non-zero number, got \(plantDifference)")
+        }
+    }
+}
+
 struct EngineOptions: ParsableArguments {
     @Option(name: .customLong("engine"), help: ArgumentHelp("An outside engine, run as COMMAND <experiment.json> <trace.json> for every round (repeatable; docs/trace-format.md).", valueName: "NAME=COMMAND"))
     var engines: [String] = []
@@ -159,7 +170,8 @@ struct EngineOptions: ParsableArguments {
 /// Runs `request`, writes the outputs, then prints the text report, and returns the exit status; each
 /// failure becomes the exit status it means (see the file comment), with the verdict in the message when a
 /// run finished but its report could not be delivered.
-func runAndReport(_ request: RunRequest, outputs: OutputRequest, traceFolder: String?, inputs: [(String, String)]) throws -> Int32 {
+func runAndReport(_ request: RunRequest, outputs: OutputRequest, traceFolder: String?, inputs: [(String, String)],
+                  text: (Report) -> String = textReport) throws -> Int32 {
     var request = request
     let estimate = RunEstimate(request, writesJSON: outputs.json != nil)
     if let problem = estimate.problem { throw UsageFailure(description: "refused before training: \(problem)") }
@@ -193,7 +205,7 @@ func runAndReport(_ request: RunRequest, outputs: OutputRequest, traceFolder: St
         throw OutputFailure(description: "\(error); \(verdict); the text report was not printed")
     }
     do {
-        try writeStandardOutput(textReport(report) + "\n")
+        try writeStandardOutput(text(report) + "\n")
     } catch let failure as OutputFailure {
         throw OutputFailure(description: "\(failure.description); \(verdict)")
     }
@@ -216,58 +228,21 @@ extension CompareCommand {
         @Flag(help: "Run rounds one after another instead of in parallel (the results are the same).")
         var sequential = false
 
-        @Option(parsing: .unconditional, help: ArgumentHelp("Self-check: add this to Reference's first weight so that parity must fail (e.g. 1e-6).", valueName: "DELTA"))
-        var plantDifference: Double?
+        @OptionGroup var plant: PlantOptions
 
         @Option(name: .customLong("trace-out"), help: ArgumentHelp("Write every engine's trace of every round (docs/trace-format.md) into this folder.", valueName: "DIR"))
         var traceOut: String?
 
         func validate() throws {
-            if let plantDifference, !(plantDifference.isFinite && plantDifference != 0) {
-                throw ValidationError("--plant-difference must be a finite non-zero number, got \(plantDifference)")
-            }
             if let shard, Shard(shard) == nil { throw ValidationError("--shard must be K/N with 1 ≤ K ≤ N, got \(shard)") }
         }
 
+        @Flag(inversion: .prefixedNo, help: "Locate where a failing engine first differs from Reference, and name the convention that explains it.")
+        var locate = true
+
         func run() throws {
-            let planned: [(planned: PlannedExperiment, source: String)]
-            do { planned = try experiment.planned() } catch let error as UsageFailure { throw error } catch { throw UsageFailure(description: "\(error)") }
-            let rounds = experiment.defaultRounds
-            let shard = shard.flatMap(Shard.init)
-            let jobs = planned.count * rounds
-            if let shard, shard.index > jobs {
-                throw UsageFailure(description: "--shard \(shard): this run has only \(jobs) (experiment, round) job\(jobs == 1 ? "" : "s"), so shard \(shard.index) would be empty")
-            }
-            if let delta = plantDifference {
-                for (item, _) in planned {
-                    for r in 0..<rounds {
-                        let w = MaterializedRound(item.experiment, round: r).initialParameters[0].weight[0, 0]
-                        if w + delta == w {
-                            throw UsageFailure(description: "--plant-difference \(delta) does not change the weight it plants into (\(w), "
-                                               + "\(item.experiment.name) round \(r)): the smallest that does is \(smallestChange(of: w, positive: delta > 0))")
-                        }
-                    }
-                }
-            }
-            // Traces stored beside an experiment file (NAME.trace.json, NAME.torch.json) are judged with its round 0.
-            var stored: [String: [TrainingEngine]] = [:]
-            var inputs = planned.filter { !$0.source.hasPrefix("suite ") }.map { ($0.source, "the experiment file \($0.source)") }
-            for (item, source) in planned where !source.hasPrefix("suite ") {
-                let base = source.hasSuffix(".experiment.json") ? String(source.dropLast(".experiment.json".count))
-                    : source.hasSuffix(".json") ? String(source.dropLast(".json".count)) : source
-                for candidate in [base + ".trace.json", base + ".torch.json"] where FileManager.default.fileExists(atPath: candidate) {
-                    if experiment.overridden {
-                        reportError("note: \(candidate) is not judged: the command line overrides the experiment it traces")
-                        continue
-                    }
-                    let trace = try preload(candidate, item.experiment)
-                    stored[item.experiment.name, default: []].append(trace)
-                    inputs.append((candidate, "the trace file \(candidate)"))
-                }
-            }
-            let request = RunRequest(experiments: planned.map(\.planned), rounds: rounds, tolerances: tolerance.tolerances, shard: shard,
-                                     parallel: !sequential, plantedDifference: plantDifference, engines: try engine.commandEngines(),
-                                     storedTraces: stored)
+            let (request, inputs) = try runRequest(experiment: experiment, tolerance: tolerance, engine: engine, shard: shard.flatMap(Shard.init),
+                                                   sequential: sequential, plantDifference: plant.plantDifference, locate: locate)
             throw ExitCode(try runAndReport(request, outputs: output.request, traceFolder: traceOut, inputs: inputs))
         }
     }
@@ -286,6 +261,9 @@ extension CompareCommand {
         @OptionGroup var tolerance: ToleranceOptions
         @OptionGroup var output: OutputOptions
 
+        @Flag(inversion: .prefixedNo, help: "Locate where a failing trace first differs from Reference, and name the convention that explains it.")
+        var locate = true
+
         func validate() throws {
             if experiments.isEmpty { throw ValidationError("give the experiment the traces are of with --experiment FILE") }
             if traces.isEmpty { throw ValidationError("give at least one trace to judge with --trace FILE") }
@@ -297,30 +275,44 @@ extension CompareCommand {
                 loaded = try experiments.map { try Experiment.load(contentsOf: URL(fileURLWithPath: $0)) }
                 try OutputPlan.checkNames(zip(loaded, experiments).map { ($0.name, $1) })
             } catch { throw UsageFailure(description: "\(error)") }
-            var stored: [String: [TrainingEngine]] = [:]
-            var names = Set<String>()
             var inputs = experiments.map { ($0, "the experiment file \($0)") }
-            for argument in traces {
-                var name: String? = nil, path = argument
-                if let equals = argument.firstIndex(of: "="), !FileManager.default.fileExists(atPath: argument) {
-                    name = String(argument[..<equals])
-                    path = String(argument[argument.index(after: equals)...])
-                }
-                let engineName = name ?? StoredTraceEngine.defaultName(for: path)
-                guard OutputName.isSafe(engineName), !EngineName.reserved.contains(engineName) else {
-                    throw UsageFailure(description: "--trace \(argument): the name \"\(engineName)\" must be 1 to 40 letters, digits, '-' or '_' and not "
-                                       + "framework, reference or shadow")
-                }
-                var unique = engineName, k = 2
-                while names.contains(unique) { unique = "\(engineName)-\(k)"; k += 1 }
-                names.insert(unique)
-                let target = try experimentOfTrace(path, among: loaded)
-                stored[target.name, default: []].append(try preload(path, target, name: unique))
-                inputs.append((path, "the trace file \(path)"))
-            }
+            let stored = try storedTraces(traces, among: loaded, inputs: &inputs)
             let planned = loaded.filter { stored[$0.name] != nil }.map { PlannedExperiment($0) }
-            let request = RunRequest(experiments: planned, rounds: 1, tolerances: tolerance.tolerances, storedTraces: stored)
+            let request = RunRequest(experiments: planned, rounds: 1, tolerances: tolerance.tolerances, storedTraces: stored, locate: locate)
             throw ExitCode(try runAndReport(request, outputs: output.request, traceFolder: nil, inputs: inputs))
+        }
+    }
+
+    struct Locate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Find where each failing engine first differs from Reference (step, tensor, element), whether that operation is at fault, and the convention that explains it.",
+            discussion: """
+            Takes the inputs of `run` and `check` (a suite or experiment files, --engine, --trace). For the first failing round of each experiment, the referee replays every step of the failing engine from that engine's own state and compares the tensors in computation order (outputs, loss, gradients, optimizer state, parameters), each within a tolerance derived from the computation (a few ulp times the magnitude of what is summed). It reports the first tensor beyond it, recomputes that one operation from the engine's own inputs to tell a local fault from a propagated one, and runs the referee once per well-known convention variant to name the one the engine reproduces. Outside engines are asked for their steps with "trace": {"steps": K}. `run` and `check` do the same for failing rounds (--no-locate to skip).
+
+            Exit status: 0 when every engine agrees with Reference (nothing to locate), 1 when one differs, 2 for bad input or an engine that could not run.
+            """)
+
+        @OptionGroup var experiment: ExperimentOptions
+        @OptionGroup var engine: EngineOptions
+
+        @Option(name: .customLong("trace"), help: ArgumentHelp("A stored trace to locate, optionally named: numpy=T.json (repeatable; its experiment among the --experiment files).", valueName: "[NAME=]FILE"))
+        var traces: [String] = []
+
+        @OptionGroup var tolerance: ToleranceOptions
+        @OptionGroup var plant: PlantOptions
+        @OptionGroup var output: OutputOptions
+
+        @Flag(help: "Run rounds one after another instead of in parallel (the results are the same).")
+        var sequential = false
+
+        func run() throws {
+            var (request, inputs) = try runRequest(experiment: experiment, tolerance: tolerance, engine: engine, shard: nil,
+                                                   sequential: sequential, plantDifference: plant.plantDifference, locate: true)
+            if !traces.isEmpty {
+                let stored = try storedTraces(traces, among: request.experiments.map(\.experiment), inputs: &inputs)
+                for (name, engines) in stored { request.storedTraces[name, default: []] += engines }
+            }
+            throw ExitCode(try runAndReport(request, outputs: output.request, traceFolder: nil, inputs: inputs, text: locateReport))
         }
     }
 
@@ -456,6 +448,76 @@ extension CompareCommand {
             }
         }
     }
+}
+
+/// The request `run` and `locate` make of their options: the experiments (checked), the plant (checked to change
+/// the weight it plants into), the outside engines, and the traces stored beside experiment files
+/// (NAME.trace.json, NAME.torch.json: judged with round 0); with the input files `compare` must not overwrite.
+func runRequest(experiment: ExperimentOptions, tolerance: ToleranceOptions, engine: EngineOptions, shard: Shard?, sequential: Bool,
+                plantDifference: Double?, locate: Bool) throws -> (RunRequest, [(String, String)]) {
+    let planned: [(planned: PlannedExperiment, source: String)]
+    do { planned = try experiment.planned() } catch let error as UsageFailure { throw error } catch { throw UsageFailure(description: "\(error)") }
+    let rounds = experiment.defaultRounds
+    let jobs = planned.count * rounds
+    if let shard, shard.index > jobs {
+        throw UsageFailure(description: "--shard \(shard): this run has only \(jobs) (experiment, round) job\(jobs == 1 ? "" : "s"), so shard \(shard.index) would be empty")
+    }
+    if let delta = plantDifference {
+        for (item, _) in planned {
+            for r in 0..<rounds {
+                let w = MaterializedRound(item.experiment, round: r).initialParameters[0].weight[0, 0]
+                if w + delta == w {
+                    throw UsageFailure(description: "--plant-difference \(delta) does not change the weight it plants into (\(w), "
+                                       + "\(item.experiment.name) round \(r)): the smallest that does is \(smallestChange(of: w, positive: delta > 0))")
+                }
+            }
+        }
+    }
+    var stored: [String: [TrainingEngine]] = [:]
+    var inputs = planned.filter { !$0.source.hasPrefix("suite ") }.map { ($0.source, "the experiment file \($0.source)") }
+    for (item, source) in planned where !source.hasPrefix("suite ") {
+        let base = source.hasSuffix(".experiment.json") ? String(source.dropLast(".experiment.json".count))
+            : source.hasSuffix(".json") ? String(source.dropLast(".json".count)) : source
+        for candidate in [base + ".trace.json", base + ".torch.json"] where FileManager.default.fileExists(atPath: candidate) {
+            if experiment.overridden {
+                reportError("note: \(candidate) is not judged: the command line overrides the experiment it traces")
+                continue
+            }
+            let trace = try preload(candidate, item.experiment)
+            stored[item.experiment.name, default: []].append(trace)
+            inputs.append((candidate, "the trace file \(candidate)"))
+        }
+    }
+    let request = RunRequest(experiments: planned.map(\.planned), rounds: rounds, tolerances: tolerance.tolerances, shard: shard,
+                             parallel: !sequential, plantedDifference: plantDifference, engines: try engine.commandEngines(),
+                             storedTraces: stored, locate: locate)
+    return (request, inputs)
+}
+
+/// Stored traces (`--trace [NAME=]FILE`), each read and checked against the experiment its "experiment" field
+/// names among `experiments`, by experiment name; their files are added to `inputs`.
+func storedTraces(_ traces: [String], among experiments: [Experiment], inputs: inout [(String, String)]) throws -> [String: [TrainingEngine]] {
+    var stored: [String: [TrainingEngine]] = [:]
+    var names = Set<String>()
+    for argument in traces {
+        var name: String? = nil, path = argument
+        if let equals = argument.firstIndex(of: "="), !FileManager.default.fileExists(atPath: argument) {
+            name = String(argument[..<equals])
+            path = String(argument[argument.index(after: equals)...])
+        }
+        let engineName = name ?? StoredTraceEngine.defaultName(for: path)
+        guard OutputName.isSafe(engineName), !EngineName.reserved.contains(engineName) else {
+            throw UsageFailure(description: "--trace \(argument): the name \"\(engineName)\" must be 1 to 40 letters, digits, '-' or '_' and not "
+                               + "framework, reference or shadow")
+        }
+        var unique = engineName, k = 2
+        while names.contains(unique) { unique = "\(engineName)-\(k)"; k += 1 }
+        names.insert(unique)
+        let target = try experimentOfTrace(path, among: experiments)
+        stored[target.name, default: []].append(try preload(path, target, name: unique))
+        inputs.append((path, "the trace file \(path)"))
+    }
+    return stored
 }
 
 /// A stored trace, read and checked against `experiment` now, so that a bad trace stops the command before

@@ -173,30 +173,37 @@ public enum ReferenceEngine {
                 let rows = order[start..<min(start + run.batchSize, n)]
                 let x = try trainX.gatherRows(rows, "epoch \(epoch), batch \(index + 1) inputs")
                 let y = try trainY.gatherRows(rows, "epoch \(epoch), batch \(index + 1) targets")
-                let recording = steps.count < run.recordedSteps
-                network.recording = recording
-                network.zeroGradients()
-                let output = try network.forward(x)
-                let (loss, dOutput) = try lossAndGradient(run.loss, predictions: output, targets: y)
-                var step = recording ? network.recordedForward(epoch: epoch, batch: index + 1, loss: loss, dOutput: dOutput) : nil
+                let (loss, step) = try trainingStep(network, run.loss, optimizer, x, y, epoch: epoch, batch: index + 1,
+                                                    recording: steps.count < run.recordedSteps)
+                if let step { steps.append(step) }
                 guard loss.isFinite else {
-                    if let step { steps.append(step) }
                     return ReferenceResult(epochs: trace,
                                            divergence: ReferenceDivergence(epoch: epoch, batch: index + 1, loss: loss),
                                            finalLayers: network.layers, steps: steps)
                 }
-                _ = try network.backward(dOutput)
-                if step != nil { network.recordBackward(into: &step!) }
-                try optimizer.step(network)
-                if step != nil {
-                    network.recordParameters(into: &step!, optimizer: optimizer)
-                    steps.append(step!)
-                }
             }
             trace.append(try evaluate(epoch))
         }
-        network.recording = false
         return ReferenceResult(epochs: trace, divergence: nil, finalLayers: network.layers, steps: steps)
+    }
+
+    /// One mini-batch: zero gradients, forward, loss; then, when the loss is finite, backward and one optimizer
+    /// step. Returns the batch loss and, when `recording`, the step's tensors (a diverging step has its outputs
+    /// and loss only). `train` and `ReferenceReplay.step` both take their steps here.
+    static func trainingStep(_ network: ReferenceNetwork, _ loss: ReferenceLoss, _ optimizer: ReferenceOptimizerState,
+                             _ x: Matrix, _ y: Matrix, epoch: Int, batch: Int, recording: Bool) throws -> (loss: Double, step: ReferenceStep?) {
+        network.recording = recording
+        defer { network.recording = false }
+        network.zeroGradients()
+        let output = try network.forward(x)
+        let (value, dOutput) = try lossAndGradient(loss, predictions: output, targets: y)
+        var step = recording ? network.recordedForward(epoch: epoch, batch: batch, loss: value, dOutput: dOutput) : nil
+        guard value.isFinite else { return (value, step) }
+        _ = try network.backward(dOutput)
+        if step != nil { network.recordBackward(into: &step!) }
+        try optimizer.step(network)
+        if step != nil { network.recordParameters(into: &step!, optimizer: optimizer) }
+        return (value, step)
     }
 
     /// The library that serves `cblas_dgemm` in this process, e.g. "GSL CBLAS (libgslcblas.so.0)" or

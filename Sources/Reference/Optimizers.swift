@@ -67,12 +67,41 @@ public final class ReferenceOptimizerState {
 
     public init(_ optimizer: ReferenceOptimizer) { self.optimizer = optimizer }
 
+    /// The state after `stepCount` steps, for parameters of the shapes of `parameters`: `states[k]` holds
+    /// parameter k's named state as a step left it ("momentum"; "m" and "v"), each of the parameter's shape;
+    /// a state left out starts at zero. Throws on invalid hyperparameters, a negative step count, or a state
+    /// of the wrong shape (`ReferenceReplay`).
+    init(_ optimizer: ReferenceOptimizer, restoring stepCount: Int, states: [[String: Matrix]],
+         for parameters: [(value: Matrix, gradient: Matrix)]) throws {
+        self.optimizer = optimizer
+        try optimizer.validate()
+        guard stepCount >= 0 else { throw ReferenceError("step count \(stepCount); expected ≥ 0", at: "\(optimizer) state") }
+        try prepareState(for: parameters)
+        let names = { () -> (first: String, second: String?) in
+            if case .adam = optimizer { return ("m", "v") } else { return ("momentum", nil) }
+        }()
+        for (index, state) in states.enumerated() where index < parameters.count {
+            for (name, value) in state {
+                let target: Matrix
+                if name == names.first { target = firstMoments[index] }
+                else if name == names.second { target = secondMoments[index] }
+                else { throw ReferenceError("unknown state \"\(name)\"", at: "\(optimizer) state of parameter \(index)") }
+                try BLAS.copy(value, into: target, "\(optimizer) state \(name) of parameter \(index)")
+            }
+        }
+        self.stepCount = stepCount
+    }
+
     /// Applies one update to every parameter of `network`; throws on invalid hyperparameters, on a
     /// network whose parameter shapes differ from the first step's, or on a GSL failure.
     public func step(_ network: ReferenceNetwork) throws {
+        try step(network.parameters)
+    }
+
+    /// One update of each `(value, gradient)` pair, in order (the state is per position).
+    func step(_ parameters: [(value: Matrix, gradient: Matrix)]) throws {
         if stepCount == 0 { try optimizer.validate() }  // hyperparameters are immutable: check once
-        let parameters = network.parameters
-        try prepareState(for: parameters)
+        if scratch.isEmpty || stepCount == 0 { try prepareState(for: parameters) } else { try checkShapes(parameters) }
         stepCount += 1
         for (index, (p, grad)) in parameters.enumerated() {
             // Built only when an error is thrown (describing the enum goes through reflection).
@@ -130,19 +159,20 @@ public final class ReferenceOptimizerState {
         }
     }
 
-    /// Creates zeroed state on the first step; afterwards checks the network still has the same shapes.
+    /// Creates zeroed state for parameters of these shapes.
     private func prepareState(for parameters: [(value: Matrix, gradient: Matrix)]) throws {
-        if stepCount == 0 {
-            func zeros(_ index: Int, _ p: Matrix, _ name: String) throws -> Matrix {
-                try Matrix(rows: p.rows, columns: p.columns, "\(optimizer) \(name) of parameter \(index)")
-            }
-            scratch = try parameters.enumerated().map { try zeros($0, $1.value, "scratch") }
-            firstMoments = try parameters.enumerated().map { try zeros($0, $1.value, "first moment") }
-            if case .adam = optimizer {
-                secondMoments = try parameters.enumerated().map { try zeros($0, $1.value, "second moment") }
-            }
-            return
+        func zeros(_ index: Int, _ p: Matrix, _ name: String) throws -> Matrix {
+            try Matrix(rows: p.rows, columns: p.columns, "\(optimizer) \(name) of parameter \(index)")
         }
+        scratch = try parameters.enumerated().map { try zeros($0, $1.value, "scratch") }
+        firstMoments = try parameters.enumerated().map { try zeros($0, $1.value, "first moment") }
+        if case .adam = optimizer {
+            secondMoments = try parameters.enumerated().map { try zeros($0, $1.value, "second moment") }
+        }
+    }
+
+    /// Checks that the parameters still have the shapes the state was created for.
+    private func checkShapes(_ parameters: [(value: Matrix, gradient: Matrix)]) throws {
         let same = scratch.count == parameters.count
             && zip(scratch, parameters).allSatisfy { $0.rows == $1.value.rows && $0.columns == $1.value.columns }
         guard same else {

@@ -1,5 +1,15 @@
 import Framework
 
+/// What a Framework run is made of: the model's modules (in `model.layers` order), the loss, the optimizer and
+/// the trainer (epochs, batch size, order, `dropLast`). A convention variant (Conventions.swift) changes one of
+/// them through Framework's public protocols before training; nothing inside Framework knows of variants.
+public struct FrameworkSetup {
+    public var modules: [Module]
+    public var loss: Loss
+    public var optimizer: Optimizer
+    public var trainer: Trainer
+}
+
 /// Framework as an engine: the experiment's model, loss and optimizer built from the kinds' declarations
 /// (Kinds.swift), trained by `Trainer.fit`.
 ///
@@ -10,45 +20,59 @@ import Framework
 public struct FrameworkEngine: TrainingEngine {
     public var name: String
     public var nudged: Bool
+    /// Start from these parameters (weight `(out, in)`, bias `(1, out)` per linear layer) instead of the
+    /// round's: the referee's, when a convention variant must start where the referee did.
+    public var initialParameters: [(weight: Matrix, bias: Matrix)]?
+    /// Changes the setup before training (a convention variant), or nil.
+    public var adjust: ((inout FrameworkSetup) throws -> Void)?
+    /// When set, each recorded step is handed here as soon as it is complete and not kept in the trace, so
+    /// that memory holds one step's tensors (`compare locate`).
+    public var onStep: ((TraceStep) -> Void)?
 
-    public init(name: String = EngineName.framework, nudged: Bool = false) {
+    public init(name: String = EngineName.framework, nudged: Bool = false, initialParameters: [(weight: Matrix, bias: Matrix)]? = nil,
+                adjust: ((inout FrameworkSetup) throws -> Void)? = nil, onStep: ((TraceStep) -> Void)? = nil) {
         self.name = name
         self.nudged = nudged
+        self.initialParameters = initialParameters
+        self.adjust = adjust
+        self.onStep = onStep
     }
 
     public func train(_ round: MaterializedRound) throws -> Trace {
         let experiment = round.experiment
-        var parameters = round.initialParameters
+        var parameters = initialParameters ?? round.initialParameters
         if nudged {
             for index in parameters.indices {
                 parameters[index].weight.elements = parameters[index].weight.elements.map(\.nextUp)
                 parameters[index].bias.elements = parameters[index].bias.elements.map(\.nextUp)
             }
         }
-        let modules = frameworkModules(experiment.model, parameters: parameters)
+        var setup = FrameworkSetup(modules: frameworkModules(experiment.model, parameters: parameters),
+                                   loss: experiment.loss.framework(), optimizer: try experiment.optimizer.configuration.framework(),
+                                   trainer: Trainer(epochs: experiment.training.epochs, batchSize: experiment.training.batchSize,
+                                                    order: round.order))
+        try adjust?(&setup)
         let steps = experiment.trace?.steps ?? 0
-        let recorder = steps > 0 ? StepRecorder(experiment: experiment, limit: steps) : nil
-        let model = try Sequential(recorder.map { recorder in modules.enumerated().map { recorder.wrap($1, index: $0) } } ?? modules)
-        var loss = experiment.loss.framework()
-        var optimizer = try experiment.optimizer.configuration.framework()
+        let recorder = steps > 0 ? StepRecorder(trainer: setup.trainer, rows: round.train.count, limit: steps, onStep: onStep) : nil
+        let model = try Sequential(recorder.map { recorder in setup.modules.enumerated().map { recorder.wrap($1, index: $0) } } ?? setup.modules)
         if let recorder {
-            loss = recorder.wrap(loss)
-            optimizer = recorder.wrap(optimizer, model: model)
+            setup.loss = recorder.wrap(setup.loss)
+            setup.optimizer = recorder.wrap(setup.optimizer, model: model)
         }
-        let trainer = Trainer(epochs: experiment.training.epochs, batchSize: experiment.training.batchSize, order: round.order)
         let start = monotonicSeconds()
-        let trace = trainer.fit(model, loss: loss, optimizer: optimizer, train: round.train, test: round.test)
+        let trace = setup.trainer.fit(model, loss: setup.loss, optimizer: setup.optimizer, train: round.train, test: round.test)
         let seconds = monotonicSeconds() - start
         recorder?.finish()
-        let linears = modules.compactMap { $0 as? Linear }
         var initial: [String: Tensor] = [:]
         for (i, values) in zip(experiment.model.linearIndices, parameters) {
             initial[TensorName.weight(i)] = .matrix(values.weight)
             initial[TensorName.bias(i)] = .vector(values.bias.elements)
         }
+        let final = model.parameters.map(\.value)
         return Trace(experiment: experiment.name, engine: "Framework (\(BuildInfo.current.frameworkLine))",
                      epochs: trace.epochs, divergence: trace.divergence, seconds: seconds, initialParameters: initial,
-                     finalParameters: linears.map { ($0.weight.value, $0.bias.value) }, steps: recorder?.steps ?? [])
+                     finalParameters: stride(from: 0, to: final.count - 1, by: 2).map { (final[$0], final[$0 + 1]) },
+                     steps: recorder?.steps ?? [])
     }
 }
 
@@ -88,9 +112,15 @@ final class StepRecorder {
     private var taken = 0
     private let batchesPerEpoch: Int
 
-    init(experiment: Experiment, limit: Int) {
+    /// Where finished steps go instead of `steps`, when set.
+    private let onStep: ((TraceStep) -> Void)?
+
+    /// `trainer` numbers the steps: `batchSize` rows per batch of `rows` train rows, the last batch dropped
+    /// when smaller and `dropLast` is set.
+    init(trainer: Trainer, rows: Int, limit: Int, onStep: ((TraceStep) -> Void)? = nil) {
         self.limit = limit
-        batchesPerEpoch = (experiment.data.trainCount + experiment.training.batchSize - 1) / experiment.training.batchSize
+        self.onStep = onStep
+        batchesPerEpoch = trainer.dropLast ? max(rows / trainer.batchSize, 1) : (rows + trainer.batchSize - 1) / trainer.batchSize
     }
 
     var recording: Bool { taken < limit }
@@ -102,7 +132,8 @@ final class StepRecorder {
     /// Ends a step: it becomes the next `TraceStep`.
     func endStep() {
         guard recording else { return }
-        steps.append(TraceStep(epoch: taken / batchesPerEpoch + 1, batch: taken % batchesPerEpoch + 1, tensors: current))
+        let step = TraceStep(epoch: taken / batchesPerEpoch + 1, batch: taken % batchesPerEpoch + 1, tensors: current)
+        if let onStep { onStep(step) } else { steps.append(step) }
         current = [:]
         taken += 1
     }

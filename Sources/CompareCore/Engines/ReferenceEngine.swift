@@ -17,8 +17,7 @@ public struct ReferenceTrainingEngine: TrainingEngine {
 
     public func train(_ round: MaterializedRound) throws -> Trace {
         let experiment = round.experiment
-        var layers = referenceLayers(experiment.model, parameters: round.initialParameters)
-        if let delta = plantedDifference { layers = plantDifference(delta, in: layers) }
+        let layers = referenceLayers(experiment.model, parameters: plantedParameters(round.initialParameters, plantedDifference))
         let run = ReferenceRun(
             layers: layers,
             loss: experiment.loss.reference,
@@ -80,16 +79,12 @@ public func referenceLayers(_ model: ModelSpec, parameters: [(weight: Matrix, bi
     }
 }
 
-/// `layers` with `delta` added to the first weight of the first linear layer: a planted disagreement
-/// that the parity check must report.
-public func plantDifference(_ delta: Double, in layers: [ReferenceLayer]) -> [ReferenceLayer] {
-    var layers = layers
-    if let index = layers.firstIndex(where: { if case .linear = $0 { return true } else { return false } }),
-       case .linear(var weight, let bias) = layers[index] {
-        weight[0][0] += delta
-        layers[index] = .linear(weight: weight, bias: bias)
-    }
-    return layers
+/// `parameters` (weight and bias per linear layer) with `delta` added to element [0, 0] of the first weight:
+/// the referee's initial parameters under `--plant-difference`, a disagreement the parity check must report.
+public func plantedParameters(_ parameters: [(weight: Matrix, bias: Matrix)], _ delta: Double?) -> [(weight: Matrix, bias: Matrix)] {
+    var parameters = parameters
+    if let delta, !parameters.isEmpty { parameters[0].weight.elements[0] += delta }
+    return parameters
 }
 
 /// The smallest positive δ with `w + δ ≠ w` (for `positive`; else the smallest negative one): what

@@ -1,3 +1,4 @@
+import Foundation
 import Framework
 import Reference
 
@@ -22,19 +23,34 @@ public struct ActivationKind: Sendable, Hashable, CustomStringConvertible {
     /// Reference's layer.
     let reference: @Sendable ([Double]) -> ReferenceLayer
 
+    /// How rounding moves it (Judgement/StepBounds.swift), given its parameter values.
+    let errorModel: @Sendable ([Double]) -> ActivationErrorModel
+
     public static let relu = ActivationKind(type: "relu", parameters: [], label: { _ in "ReLU" },
-                                            framework: { _ in ReLU() }, reference: { _ in .relu })
+                                            framework: { _ in ReLU() }, reference: { _ in .relu },
+                                            errorModel: { _ in .piecewiseLinear(below: 0, above: 1) })
+    /// Error model: 1-Lipschitz; f′ = 1 − tanh² moves by ≤ 4/(3√3)·e_x from x, or by 2|y|·e_y ≤ 2·e_y from the
+    /// output, so 2; libm's tanh within 4 ulp.
     public static let tanh = ActivationKind(type: "tanh", parameters: [], label: { _ in "Tanh" },
-                                            framework: { _ in Tanh() }, reference: { _ in .tanh })
+                                            framework: { _ in Tanh() }, reference: { _ in .tanh },
+                                            errorModel: { _ in .smooth(lipschitz: 1, derivativeLipschitz: 2, ulps: 4) { 1 - Foundation.tanh($0) * Foundation.tanh($0) } })
+    /// Error model: ¼-Lipschitz; f′ = σ(1 − σ) moves by ≤ 0.0963·e_x from x, or |1 − 2y|·e_y ≤ e_y ≤ ¼·e_x from
+    /// the output, so ¼; exp, one addition and one division: 6 ulp.
     public static let sigmoid = ActivationKind(type: "sigmoid", parameters: [], label: { _ in "Sigmoid" },
-                                               framework: { _ in Sigmoid() }, reference: { _ in .sigmoid })
+                                               framework: { _ in Sigmoid() }, reference: { _ in .sigmoid },
+                                               errorModel: { _ in .smooth(lipschitz: 0.25, derivativeLipschitz: 0.25, ulps: 6) { x in
+                                                   let s = 1 / (1 + exp(-x)); return s * (1 - s) } })
     /// `slope` defaults to 0.01, PyTorch's `negative_slope`.
     public static let leakyRelu = ActivationKind(type: "leakyRelu", parameters: [("slope", 0.01)],
                                                  label: { "LeakyReLU(\(formatNumber($0[0])))" },
-                                                 framework: { LeakyReLU(slope: $0[0]) }, reference: { .leakyRelu(slope: $0[0]) })
-    /// Exact GELU, `x·Φ(x)` (PyTorch's `nn.GELU()`).
+                                                 framework: { LeakyReLU(slope: $0[0]) }, reference: { .leakyRelu(slope: $0[0]) },
+                                                 errorModel: { .piecewiseLinear(below: $0[0], above: 1) })
+    /// Exact GELU, `x·Φ(x)` (PyTorch's `nn.GELU()`). Error model: f′ = Φ + xφ ≤ 1.129, |f″| = φ·|2 − x²| ≤ 0.798;
+    /// erf, exp and four operations: 8 ulp, and 2 ulp of |x| absolute (1 + erf cancels for large negative x).
     public static let gelu = ActivationKind(type: "gelu", parameters: [], label: { _ in "GELU" },
-                                            framework: { _ in GELU() }, reference: { _ in .gelu })
+                                            framework: { _ in GELU() }, reference: { _ in .gelu },
+                                            errorModel: { _ in .smooth(lipschitz: 1.13, derivativeLipschitz: 0.8, ulps: 8, absoluteUlps: 2) { x in
+                                                0.5 * (1 + erf(x * 0.5.squareRoot())) + x * exp(-x * x / 2) / (2 * Double.pi).squareRoot() } })
 
     /// Every activation, in the order error messages list them.
     public static let all: [ActivationKind] = [relu, tanh, sigmoid, leakyRelu, gelu]
@@ -58,13 +74,16 @@ public struct LossKind: Sendable, Hashable, CustomStringConvertible {
     let modelProblem: @Sendable (ModelSpec) -> String?
     let framework: @Sendable () -> Loss
     let reference: ReferenceLoss
+    /// The error bounds of its value and gradient (Judgement/StepBounds.swift): predictions, their bounds,
+    /// targets.
+    let errorBounds: @Sendable (Matrix, Matrix, Matrix) -> (value: Double, gradient: Matrix)
 
     /// mean (y − t)², PyTorch's `MSELoss`.
     public static let mse = LossKind(rawValue: "mse", needsProbabilityTargets: false, modelProblem: { _ in nil },
-                                     framework: { MSELoss() }, reference: .mse)
+                                     framework: { MSELoss() }, reference: .mse, errorBounds: { StepBounds.mse(p: $0, ep: $1, t: $2) })
     /// mean |y − t|, PyTorch's `L1Loss`.
     public static let mae = LossKind(rawValue: "mae", needsProbabilityTargets: false, modelProblem: { _ in nil },
-                                     framework: { MAELoss() }, reference: .mae)
+                                     framework: { MAELoss() }, reference: .mae, errorBounds: { StepBounds.mae(p: $0, ep: $1, t: $2) })
     /// mean −(t·log y + (1 − t)·log(1 − y)), PyTorch's `BCELoss`: needs outputs in (0, 1), so the model must end
     /// in a sigmoid, and targets in [0, 1].
     public static let bce = LossKind(rawValue: "bce", needsProbabilityTargets: true, modelProblem: { model in
@@ -73,12 +92,12 @@ public struct LossKind: Sendable, Hashable, CustomStringConvertible {
                 + (model.layers.last?.typeName ?? "nothing")
         }
         return nil
-    }, framework: { BCELoss() }, reference: .bce)
+    }, framework: { BCELoss() }, reference: .bce, errorBounds: { StepBounds.bce(p: $0, ep: $1, t: $2) })
     /// PyTorch's `CrossEntropyLoss` on the raw outputs (logits) against the argmax of each target row; needs at
     /// least two outputs.
     public static let crossEntropy = LossKind(rawValue: "crossEntropy", needsProbabilityTargets: false, modelProblem: { model in
         model.outputWidth >= 2 ? nil : "crossEntropy needs at least two outputs, but the model gives \(model.outputWidth)"
-    }, framework: { CrossEntropyLoss() }, reference: .crossEntropy)
+    }, framework: { CrossEntropyLoss() }, reference: .crossEntropy, errorBounds: { StepBounds.crossEntropy(p: $0, ep: $1, t: $2) })
 
     public static let allCases: [LossKind] = [mse, mae, bce, crossEntropy]
 
@@ -88,8 +107,10 @@ public struct LossKind: Sendable, Hashable, CustomStringConvertible {
     }
 
     private init(rawValue: String, needsProbabilityTargets: Bool, modelProblem: @escaping @Sendable (ModelSpec) -> String?,
-                 framework: @escaping @Sendable () -> Loss, reference: ReferenceLoss) {
+                 framework: @escaping @Sendable () -> Loss, reference: ReferenceLoss,
+                 errorBounds: @escaping @Sendable (Matrix, Matrix, Matrix) -> (value: Double, gradient: Matrix)) {
         self.rawValue = rawValue
+        self.errorBounds = errorBounds
         self.needsProbabilityTargets = needsProbabilityTargets
         self.modelProblem = modelProblem
         self.framework = framework
@@ -134,6 +155,9 @@ public protocol OptimizerConfiguration: Sendable, Hashable {
     func framework() throws -> Optimizer
     /// Reference's optimizer.
     var reference: ReferenceOptimizer { get }
+    /// The error bounds of one update (Judgement/StepBounds.swift): of each state it keeps and of the
+    /// parameter after it.
+    func updateBounds(_ update: UpdateBoundsInput) -> UpdateBounds
 }
 
 /// Stochastic gradient descent with PyTorch's conventions (`torch.optim.SGD`; Framework's `SGD` documents the

@@ -8,7 +8,7 @@ import Framework
 /// bias), 3 for the shuffling seed. Explicit data, weights or orders in the file draw nothing. With
 /// `normalize`, the disk points are drawn first and then z-scored with the train set's statistics.
 public struct MaterializedRound {
-    public let experiment: Experiment
+    public private(set) var experiment: Experiment
     public let round: Int
     public let seed: UInt64
     public let train: Dataset
@@ -16,7 +16,7 @@ public struct MaterializedRound {
     /// For each linear layer in order: weight `(out, in)` and bias `(1, out)`.
     public let initialParameters: [(weight: Matrix, bias: Matrix)]
     /// The order given to Framework's trainer (it draws its own permutations from the seed).
-    public let order: BatchOrder
+    public private(set) var order: BatchOrder
     /// For normalised disk data: the train set's per-feature mean and deviation the inputs were z-scored with.
     public let normalization: (mean: [Double], deviation: [Double])?
 
@@ -62,6 +62,21 @@ public struct MaterializedRound {
         } else {
             order = .sequential
         }
+    }
+
+    /// The same round (data, initial parameters, the first epochs' orders) trained for `epochs` epochs instead
+    /// (fewer: the first ones, as they were), and recording the first `traceSteps` optimizer steps (nil: as
+    /// the experiment asks). `compare locate` and the convention fingerprint replay a round this way.
+    public func with(epochs: Int? = nil, traceSteps: Int?) -> MaterializedRound {
+        var round = self
+        if let epochs, epochs != experiment.training.epochs {
+            precondition(epochs >= 0 && epochs <= experiment.training.epochs, "MaterializedRound.with: \(epochs) epochs")
+            if case let .explicit(orders) = order { round.order = .explicit(Array(orders.prefix(epochs))) }
+            round.experiment.training.epochs = epochs
+            round.experiment.training.orders = round.experiment.training.orders.map { Array($0.prefix(epochs)) }
+        }
+        round.experiment.trace = traceSteps.map { TraceRequest(steps: $0) } ?? experiment.trace
+        return round
     }
 
     /// Every epoch's visiting order written out, one permutation per epoch (for Reference and for export).

@@ -75,6 +75,9 @@ public struct RoundRecord: Equatable, Sendable {
     public var engines: [EngineRun]
     /// Every comparison made (`judge`), the first being Framework against Reference.
     public var comparisons: [Parity]
+    /// Where each failing engine first differs from Reference (`locate`), for the first failing round of an
+    /// experiment; in the JSON, the `"locate"` of that comparison.
+    public var localisations: [Localisation] = []
 
     public var passed: Bool { comparisons.allSatisfy(\.passed) }
     public func engine(_ name: String) -> EngineRun? { engines.first { $0.name == name } }
@@ -240,7 +243,15 @@ extension RoundRecord {
             o["round"] = .integer(round)
             o["seed"] = .number(Double(seed), integer: Int64(exactly: seed))
             o["passed"] = .bool(passed)
-            o["parity"] = .array(comparisons.map(\.jsonValue))
+            o["parity"] = .array(comparisons.map { comparison in
+                var entry = comparison.jsonValue
+                if case var .object(pairs) = entry,
+                   let found = localisations.first(where: { $0.engine == comparison.engine && $0.referee == comparison.referee }) {
+                    pairs.append(("locate", found.jsonValue))
+                    entry = .object(pairs)
+                }
+                return entry
+            })
             o["engines"] = .object(engines.map { run in
                 (run.name, jsonObject { e in
                     e["engine"] = .string(run.engine)
@@ -405,6 +416,10 @@ extension RoundRecord {
                              epochs: try e.required("epochs", "missing").array().map(EpochMetrics.init(node:)), divergence: d)
         }
         comparisons = []  // judged again by `Report.init(node:)`
+        // The localisations are evidence, not verdicts: kept as written.
+        localisations = try m.required("parity", "missing").array().compactMap { entry in
+            try entry.members()["locate"].map(Localisation.init(node:))
+        }
     }
 }
 

@@ -145,7 +145,11 @@ public func textReport(_ report: Report) -> String {
         out.append("")
         out.append("Why:")
         for (name, round, comparison) in failures {
-            out.append("  \(name) round \(round.round) (seed \(round.seed)), \(comparison.engine) against \(comparison.referee): \(comparison.reason)")
+            out += wrapped("\(name) round \(round.round) (seed \(round.seed)), \(comparison.engine) against \(comparison.referee): \(comparison.reason)",
+                           indent: "  ", width: 120)
+            if let found = round.localisations.first(where: { $0.engine == comparison.engine && $0.referee == comparison.referee }) {
+                out += found.textLines(indent: "    ")
+            }
         }
     }
     return out.joined(separator: "\n")

@@ -57,10 +57,14 @@ public struct RunRequest {
     public var keepRoundsForPlots: Bool
     /// Write every engine's trace of every round into this folder (`--trace-out`).
     public var traceFolder: URL?
+    /// Locate each failing engine's first difference from Reference in the first failing round of each
+    /// experiment, and name the convention that explains it (`--locate`, the default; `locate`).
+    public var locate: Bool
 
     public init(experiments: [PlannedExperiment], rounds: Int, tolerances: Tolerances = Tolerances(), shard: Shard? = nil,
                 parallel: Bool = true, plantedDifference: Double? = nil, engines: [TrainingEngine] = [],
-                storedTraces: [String: [TrainingEngine]] = [:], keepRoundsForPlots: Bool = false, traceFolder: URL? = nil) {
+                storedTraces: [String: [TrainingEngine]] = [:], keepRoundsForPlots: Bool = false, traceFolder: URL? = nil,
+                locate: Bool = true) {
         self.experiments = experiments
         self.rounds = rounds
         self.tolerances = tolerances
@@ -71,6 +75,7 @@ public struct RunRequest {
         self.storedTraces = storedTraces
         self.keepRoundsForPlots = keepRoundsForPlots
         self.traceFolder = traceFolder
+        self.locate = locate
     }
 
     /// The (experiment, round) jobs of the whole run, before sharding.
@@ -183,6 +188,7 @@ public func run(_ request: RunRequest) throws -> RunResult {
     }
     progress.finish()
     if let firstError { throw firstError }
+    if request.locate { locateFailures(request, jobs: jobs.map { ($0.experiment, $0.round) }, records: &records) }
 
     var experimentRecords: [ExperimentRecord] = []
     for (e, planned) in request.experiments.enumerated() {
@@ -197,6 +203,53 @@ public func run(_ request: RunRequest) throws -> RunResult {
                        shard: request.shard, jobs: request.jobCount)
     return RunResult(report: Report(plan: plan, tolerances: request.tolerances, experiments: experimentRecords),
                      plotRounds: plotRounds)
+}
+
+/// Locates, for each experiment, every engine that fails against Reference in its first failing round (the
+/// lowest round number, so the result does not depend on scheduling), in parallel across experiments. An
+/// engine that cannot be re-run for its steps is reported in the localisation, not as an error of the run.
+func locateFailures(_ request: RunRequest, jobs: [(experiment: Int, round: Int)], records: inout [RoundRecord?]) {
+    struct Task { let record: Int; let experiment: Int; let parity: Parity }
+    var tasks: [Task] = []
+    for e in request.experiments.indices {
+        let failing = jobs.indices.filter { jobs[$0].experiment == e && records[$0].map { !$0.passed } == true }
+        guard let first = failing.min(by: { jobs[$0].round < jobs[$1].round }), let record = records[first] else { continue }
+        for comparison in record.comparisons where !comparison.passed && comparison.referee == EngineName.reference {
+            tasks.append(Task(record: first, experiment: e, parity: comparison))
+        }
+    }
+    guard !tasks.isEmpty else { return }
+    let lock = NSLock()
+    var results = [Localisation?](repeating: nil, count: tasks.count)
+    let snapshot = records
+    DispatchQueue.concurrentPerform(iterations: tasks.count) { index in
+        let task = tasks[index]
+        let experiment = request.experiments[task.experiment].experiment
+        let record = snapshot[task.record]!
+        let name = task.parity.engine
+        let engine: TrainingEngine? = name == EngineName.framework ? FrameworkEngine()
+            : request.engines.first { $0.name == name } ?? request.storedTraces[experiment.name]?.first { $0.name == name }
+        let localisation: Localisation
+        if let engine, let run = record.engine(name), let referee = record.reference {
+            let sensitivity = record.framework.flatMap { f in record.engine(EngineName.shadow).map { roundingSensitivity(framework: f.epochTrace, shadow: $0.epochTrace) } }
+            let input = LocateInput(round: MaterializedRound(experiment, round: record.round), engine: engine, engineRun: run,
+                                    refereeRun: referee, parity: task.parity, plantedDifference: request.plantedDifference,
+                                    sensitivity: sensitivity, tolerances: request.tolerances)
+            do {
+                localisation = try locate(input)
+            } catch {
+                localisation = Localisation(engine: name, referee: EngineName.reference, finding: .notFound("could not locate: \(error)"),
+                                            stepsWalked: 0, notes: [], seconds: 0, convention: nil)
+            }
+        } else {
+            localisation = Localisation(engine: name, referee: EngineName.reference, finding: .notFound("could not locate: the engine is not at hand"),
+                                        stepsWalked: 0, notes: [], seconds: 0, convention: nil)
+        }
+        lock.lock()
+        results[index] = localisation
+        lock.unlock()
+    }
+    for (task, result) in zip(tasks, results) { if let result { records[task.record]!.localisations.append(result) } }
 }
 
 /// One line describing an experiment's configuration, hyperparameters included:
