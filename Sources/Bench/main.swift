@@ -228,6 +228,8 @@ struct BenchCommand: ParsableCommand {
 // A closed pipe to the PyTorch server is an error to report, not a death by signal; an interrupt kills the
 // end-to-end engine's process group and removes its temporary files (the server shares bench's group).
 signal(SIGPIPE, SIG_IGN)
+CleanupRegistry.removeAll()  // creates both (empty) tables now, so that the handler never allocates
+ChildProcesses.killAll()
 for number in [SIGINT, SIGTERM, SIGHUP] {
     signal(number) { received in
         CleanupRegistry.removeAll()

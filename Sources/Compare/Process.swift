@@ -20,6 +20,10 @@ enum ProcessSetup {
         }
         signal(SIGPIPE, SIG_IGN)
         signal(SIGXFSZ, SIG_IGN)
+        // Both tables are created lazily, which allocates: create them now (both are still empty), so that the
+        // handler never allocates; a signal arriving while another thread holds malloc's lock would hang it.
+        CleanupRegistry.removeAll()
+        ChildProcesses.killAll()
         for number in [SIGINT, SIGTERM, SIGHUP] {
             signal(number) { received in
                 CleanupRegistry.removeAll()

@@ -57,7 +57,7 @@ public struct Tolerances: Equatable, Sendable {
     /// Why these tolerances are outside their ranges, or nil: "--rtol must be from 0 to 1e-06, got 3".
     public var rangeProblem: String? {
         for (flag, path, range) in Tolerances.ranges where !range.contains(self[keyPath: path]) {
-            return "\(flag) must be from \(formatNumber(range.lowerBound)) to \(range.upperBound) (wider values could pass "
+            return "\(flag) must be from \(formatNumber(range.lowerBound)) to \(formatNumber(range.upperBound)) (wider values could pass "
                 + "real differences), got \(formatNumber(self[keyPath: path]))"
         }
         return nil

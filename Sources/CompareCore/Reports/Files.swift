@@ -10,11 +10,16 @@ import Glibc
 public struct OutputError: Error, CustomStringConvertible {
     public let path: String
     public let reason: String
-    public init(path: String, reason: String) {
+    /// Whether the error is a failed write ("cannot write"), or a refusal before anything is written.
+    public let writing: Bool
+    public init(path: String, reason: String, writing: Bool = true) {
         self.path = path
         self.reason = reason
+        self.writing = writing
     }
-    public var description: String { "\(path): cannot write: \(reason)" }
+    /// "r.json: cannot write: File too large"; "b.json: the experiment name …"; just the reason when there is
+    /// no path.
+    public var description: String { path.isEmpty ? reason : "\(path): \(writing ? "cannot write: " : "")\(reason)" }
 }
 
 /// Writes `data` to `url` atomically: to a temporary file beside it (".NAME.PID.RANDOM.tmp", created

@@ -70,12 +70,12 @@ public struct OutputPlan {
         for (name, source) in names {
             if let other = byName.updateValue(source, forKey: name) {
                 throw OutputError(path: source, reason: "the experiment name \"\(name)\" is also the name in \(other); "
-                                  + "names must be unique (they name the output files): give one a different \"name\"")
+                                  + "names must be unique (they name the output files): give one a different \"name\"", writing: false)
             }
             let stem = OutputName.stem(name)
             if let (otherName, otherSource) = byStem.updateValue((name, source), forKey: stem) {
                 throw OutputError(path: source, reason: "the experiment names \"\(otherName)\" (\(otherSource)) and \"\(name)\" both map to "
-                                  + "the file name \"\(stem)\"; give one a different \"name\"")
+                                  + "the file name \"\(stem)\"; give one a different \"name\"", writing: false)
             }
         }
     }

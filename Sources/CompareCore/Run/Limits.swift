@@ -5,7 +5,8 @@ import Foundation
 /// hours later. Every round's per-epoch metrics stay in memory for the report (3 engines and the outside ones,
 /// 5 numbers each per epoch); each running job holds its data (in Framework's matrices and Reference's
 /// arrays), its visiting orders (one `Int` per sample visit, for Reference), its parameters in a few copies
-/// (values, gradients, optimizer state, packed weights, the other engine's) and one evaluation chunk per layer.
+/// (values, gradients, optimizer state, packed weights, the other engine's), one training batch's activations per
+/// layer and one evaluation chunk per layer.
 /// The JSON report takes about 200 bytes per epoch entry as text, and as much again while it is built.
 public struct RunEstimate: CustomStringConvertible {
     public var memoryBytes: Double
@@ -32,7 +33,10 @@ public struct RunEstimate: CustomStringConvertible {
             let chunks = Double(e.model.layers.count) * min(Double(1 << 18), Double(max(e.data.trainCount, e.data.testCount)) * width) * 8 * 4
             let batch = Double(min(e.training.batchSize, e.data.trainCount))
             let steps = Double(e.trace?.steps ?? 0) * (Double(e.model.parameterCount) + batch * width * Double(e.model.layers.count)) * 8 * 4
-            job = max(job, data + orders + parameters + chunks + steps)
+            // One training batch through every layer: each module's output, dInput and kept input in Framework,
+            // and Reference's own matrices and product temporaries for the same.
+            let activations = batch * width * Double(e.model.layers.count) * 8 * 6
+            job = max(job, data + orders + parameters + chunks + steps + activations)
         }
         let parallel = request.parallel ? Double(ProcessInfo.processInfo.activeProcessorCount) : 1
         memoryBytes = 50e6 + traces + job * parallel + (writesJSON ? report * 2 : 0)
