@@ -14,12 +14,13 @@
 # never clobber the portable build that `swift test` uses. The flags are passed on the command line only:
 # Package.swift stays free of unsafe flags, so the package remains usable as a dependency.
 #   -target-cpu native            let the compiler use every instruction this CPU has (AVX-512, FMA, ...)
-#   -DMINIDL_AVX512 / MINIDL_AVX2  pick Framework's kernel shape for that CPU (Sources/Framework/Kernels.swift)
+#   -DMINIDL_AVX512 / MINIDL_AVX2  pick Framework's kernel shape for that CPU (Sources/Framework/Kernels/KernelVariant.swift)
 #   -DMINIDL_NATIVE_CPU           lets `bench` report that the build targeted the host CPU
 #   --export-dynamic-symbol=...   lets `bench` count heap allocations (Sources/CAllocationCounter)
-# OPENBLAS_CORETYPE (default SkylakeX on AVX-512 machines) and OPENBLAS_NUM_THREADS=1 apply to the OpenBLAS
-# that `bench` loads for comparison; override them on the command line.
+# OPENBLAS_CORETYPE (default SkylakeX on AVX-512 machines) and OPENBLAS_NUM_THREADS=1 apply to an OpenBLAS that
+# serves GSL's cblas in `run` and that `bench` loads for comparison; override them on the command line.
 
+SHELL := /bin/bash
 SWIFT ?= swift
 PYTHON ?= python3
 ARGS ?=
@@ -35,7 +36,7 @@ else ifneq ($(and $(filter avx2,$(CPU_FLAGS)),$(filter fma,$(CPU_FLAGS))),)
 endif
 NATIVE_FLAGS := -Xswiftc -target-cpu -Xswiftc native -Xswiftc -DMINIDL_NATIVE_CPU $(KERNEL_DEFINE)
 COUNTING_MALLOC := $(foreach f,malloc calloc realloc memalign aligned_alloc posix_memalign,-Xlinker --export-dynamic-symbol=$(f))
-BENCH_ENV := OPENBLAS_NUM_THREADS=1 $(if $(OPENBLAS_CORETYPE),OPENBLAS_CORETYPE=$(OPENBLAS_CORETYPE))
+BLAS_ENV := OPENBLAS_NUM_THREADS=1 $(if $(OPENBLAS_CORETYPE),OPENBLAS_CORETYPE=$(OPENBLAS_CORETYPE))
 RUN_FLAGS := $(if $(filter 1,$(NATIVE)),--scratch-path .build-native $(NATIVE_FLAGS))
 
 .PHONY: run test deps test-deps sanitize fuzz bench bench-portable bench-torch
@@ -47,8 +48,11 @@ deps:
 test-deps: deps
 	@scripts/ensure-numpy.sh
 
+# Built through a pipe, then run: `swift run` rebuilt everything (105–117 s) whenever its output switched between
+# a terminal and a pipe, because SwiftPM adds colour flags on a terminal and that changes the build.
 run: deps
-	$(SWIFT) run -c release $(RUN_FLAGS) compare $(ARGS)
+	@set -o pipefail; $(SWIFT) build -c release $(RUN_FLAGS) --product compare 2>&1 | cat >&2
+	@$(BLAS_ENV) "$$($(SWIFT) build -c release $(RUN_FLAGS) --show-bin-path)/compare" $(ARGS)
 
 # Release with -enable-testing: the kernels are generic over their SIMD variant and the tests run all three
 # variants in one build, which a debug build would run unspecialised (tens of times slower).
@@ -90,10 +94,10 @@ fuzz: deps
 	  -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=4096 -artifact_prefix=.build-fuzz/ -print_final_stats=1
 
 bench: deps
-	$(BENCH_ENV) $(SWIFT) run -c release --scratch-path .build-native $(NATIVE_FLAGS) $(COUNTING_MALLOC) bench $(ARGS)
+	$(BLAS_ENV) $(SWIFT) run -c release --scratch-path .build-native $(NATIVE_FLAGS) $(COUNTING_MALLOC) bench $(ARGS)
 
 bench-portable: deps
-	$(BENCH_ENV) $(SWIFT) run -c release --scratch-path .build-portable $(COUNTING_MALLOC) bench $(ARGS)
+	$(BLAS_ENV) $(SWIFT) run -c release --scratch-path .build-portable $(COUNTING_MALLOC) bench $(ARGS)
 
 bench-torch:
 	$(PYTHON) scripts/bench_torch.py $(ARGS)

@@ -75,6 +75,8 @@ struct ExperimentOptions: ParsableArguments {
                                        + suite.experiments.map(\.experiment.name).joined(separator: ", "))
                 }
             }
+            let resolved = plan.map(\.0).resolvingPyTorch()
+            plan = zip(resolved, plan).map { ($0, $1.1) }
         } else {
             plan = try experiments.map { (PlannedExperiment(try Experiment.load(contentsOf: URL(fileURLWithPath: $0))), $0) }
         }
@@ -183,6 +185,16 @@ func runAndReport(_ request: RunRequest, outputs: OutputRequest, traceFolder: St
             guard !traceFolder.isEmpty else { throw OutputError(path: "", reason: "--trace-out: the path is empty") }
             plan.addFolder(traceFolder, flag: "--trace-out")
             request.traceFolder = URL(fileURLWithPath: traceFolder)
+            // Every trace file the run will write, so that one colliding with an input or another output is refused now.
+            for planned in request.experiments {
+                let names = [EngineName.framework, EngineName.reference, EngineName.shadow] + request.engines.map(\.name) + planned.engines.map(\.name)
+                for round in 0..<request.rounds {
+                    for engine in names + (round == 0 ? (request.storedTraces[planned.experiment.name] ?? []).map(\.name) : []) {
+                        plan.addFile(URL(fileURLWithPath: traceFolder).appendingPathComponent(
+                            OutputName.trace(experiment: planned.experiment.name, round: round, engine: engine)).path, flag: "--trace-out")
+                    }
+                }
+            }
         }
         try plan.prepare()
     } catch let error as OutputError {
@@ -468,7 +480,8 @@ func runRequest(experiment: ExperimentOptions, tolerance: ToleranceOptions, engi
                 let w = MaterializedRound(item.experiment, round: r).initialParameters[0].weight[0, 0]
                 if w + delta == w {
                     throw UsageFailure(description: "--plant-difference \(delta) does not change the weight it plants into (\(w), "
-                                       + "\(item.experiment.name) round \(r)): the smallest that does is \(smallestChange(of: w, positive: delta > 0))")
+                                       + "\(item.experiment.name) round \(r)): the smallest that does is \(smallestChange(of: w, positive: delta > 0)), "
+                                       + "and a self-check needs one well above the tolerances, e.g. 1e-6")
                 }
             }
         }

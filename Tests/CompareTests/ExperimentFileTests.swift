@@ -330,7 +330,7 @@ final class ExperimentFileTests: XCTestCase {
         let directory = TestPaths.fixtures.appendingPathComponent("pytorch")
         let files = try FileManager.default.contentsOfDirectory(atPath: directory.path)
             .filter { $0.hasSuffix(".experiment.json") }.sorted()
-        XCTAssertEqual(files.count, 9, "\(files)")
+        XCTAssertEqual(files.count, 10, "\(files)")
         for file in files {
             let experiment = try Experiment.load(contentsOf: directory.appendingPathComponent(file))
             XCTAssertEqual(experiment.name + ".experiment.json", file)

@@ -29,7 +29,7 @@ final class FixtureReplayTests: XCTestCase {
     func testBothEnginesReproducePyTorchTraces() throws {
         let folder = TestPaths.fixtures.appendingPathComponent("pytorch")
         let names = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".experiment.json") }.sorted()
-        XCTAssertEqual(names.count, 9, "the nine PyTorch cases")
+        XCTAssertEqual(names.count, 10, "the ten PyTorch cases")
         for name in names {
             let base = String(name.dropLast(".experiment.json".count))
             let experiment = try Experiment.load(contentsOf: folder.appendingPathComponent(name))

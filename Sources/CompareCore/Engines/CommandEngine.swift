@@ -13,7 +13,7 @@ import Glibc
 /// an `EngineError` naming the engine and the round, with the exit status and the last lines of its stderr:
 /// it cannot be started, exits non-zero, is killed by a signal, runs out of time (its process group is killed),
 /// writes no trace, a trace over `Trace.maxFileBytes`, or a trace that is not valid.
-public struct CommandEngine: TrainingEngine {
+public struct CommandEngine: TrainingEngine, Sendable {
     public let name: String
     /// The command's words, the program first.
     public let arguments: [String]
@@ -149,6 +149,13 @@ public enum ShellWords {
         }
         if inWord { words.append(current) }
         return words
+    }
+}
+
+extension CommandEngine {
+    /// Whether `arguments` runs and exits 0 within `timeout` seconds (e.g. `python3 -c "import torch"`).
+    public static func succeeds(_ arguments: [String], timeout: Double = 60) -> Bool {
+        (try? Subprocess.run(arguments, timeout: timeout).ending) == .exit(0)
     }
 }
 

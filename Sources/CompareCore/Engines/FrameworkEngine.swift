@@ -92,10 +92,19 @@ public func frameworkModules(_ model: ModelSpec, parameters: [(weight: Matrix, b
 
 /// The outputs `(n, out)` of `model` with the given parameters for inputs `(n, in)`, through Framework (for
 /// plots of any engine's final parameters).
+/// The rows go through in chunks of `Trainer`'s evaluation size (2¹⁸ elements of the widest layer), so that a
+/// wide model on a 200×200 grid needs memory for one chunk, as training's evaluation does.
 public func predictions(_ model: ModelSpec, parameters: [(weight: Matrix, bias: Matrix)], inputs: Matrix) throws -> Matrix {
     let network = try Sequential(frameworkModules(model, parameters: parameters))
-    var output = Matrix.empty
-    output.copy(from: network.forward(inputs))
+    let chunk = max(1, Trainer(epochs: 0, batchSize: 1).evaluationChunkElements / max(model.widths.max() ?? 1, 1))
+    var output = Matrix(rows: inputs.rows, columns: model.outputWidth)
+    var rows = Matrix.empty
+    for start in stride(from: 0, to: inputs.rows, by: chunk) {
+        let range = start..<min(start + chunk, inputs.rows)
+        rows.gather(rows: range, of: inputs)
+        let y = network.forward(rows)
+        output.elements.replaceSubrange((start * y.columns)..<(range.upperBound * y.columns), with: y.elements)
+    }
     return output
 }
 

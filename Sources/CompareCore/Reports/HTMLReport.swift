@@ -39,7 +39,8 @@ public func htmlReport(_ report: Report, figures: [String: [PlotKind: String]]) 
                 let published = c.figure.mean.map { fraction($0) + (c.figure.sd.map { " ± \(fraction($0))" } ?? "") } ?? escape("“\(c.figure.text)”")
                 html += "<tr><td>\(escape(c.figure.report)), \(escape(c.figure.table))</td><td>\(escape(c.figure.metric))</td><td>\(published)</td>"
                     + "<td>\(statisticText(c.ours))</td><td>\(c.difference.map { String(format: "%+.3f", $0) } ?? "—")</td>"
-                    + "<td class=\"\(c.verdict == "differs" ? "fail" : "")\">\(escape(c.verdict))</td></tr>\n"
+                    + "<td class=\"\(c.verdict == "differs" ? "fail" : "")\">\(escape(c.verdict))"
+                    + (c.verdict == "differs" ? c.figure.knownDifference.map { ", as expected: " + escape($0) } ?? "" : "") + "</td></tr>\n"
             }
             html += "</table>\n"
         }
@@ -57,6 +58,12 @@ public func htmlReport(_ report: Report, figures: [String: [PlotKind: String]]) 
             }
         }
         html += "</table>\n"
+        for round in experiment.rounds {
+            for found in round.localisations {
+                html += "<p class=\"note\"><b>round \(round.round), \(escape(found.engine)) against \(escape(found.referee))</b><br>"
+                    + found.textLines(indent: "", width: Int.max).map(escape).joined(separator: "<br>") + "</p>\n"
+            }
+        }
         for kind in PlotKind.allCases {
             if let svg = figures[experiment.name]?[kind] { html += "<figure>\(svg)</figure>\n" }
         }

@@ -104,14 +104,21 @@ private func svg(width: Int, height: Int, _ body: String) -> String {
         + "<rect width='100%' height='100%' fill='white'/>\n" + body + "</svg>\n"
 }
 
-private func legend(_ entries: [(String, String, Bool)], x: Double, y: Double) -> String {
-    var s = "", at = x
+/// A legend of line samples and labels from (x, y), wrapping onto a new row before `maxX`; returns the SVG and
+/// the height it takes.
+private func legend(_ entries: [(String, String, Bool)], x: Double, y: Double, maxX: Double = 920) -> (svg: String, height: Double) {
+    var s = "", at = x, row = y
     for (label, colour, dashed) in entries {
-        s += "<line x1='\(at)' x2='\(at + 28)' y1='\(y)' y2='\(y)' stroke='\(colour)' stroke-width='2.5'" + (dashed ? " stroke-dasharray='6,4'" : "") + "/>"
-        s += "<text x='\(at + 34)' y='\(y + 4)' font-size='12'>\(escape(label))</text>\n"
-        at += 44 + Double(label.count) * 7
+        let width = 44 + Double(label.count) * 7
+        if at > x && at + width > maxX {
+            at = x
+            row += 20
+        }
+        s += "<line x1='\(at)' x2='\(at + 28)' y1='\(row)' y2='\(row)' stroke='\(colour)' stroke-width='2.5'" + (dashed ? " stroke-dasharray='6,4'" : "") + "/>"
+        s += "<text x='\(at + 34)' y='\(row + 4)' font-size='12'>\(escape(label))</text>\n"
+        at += width
     }
-    return s
+    return (s, row - y + 20)
 }
 
 /// Per-epoch mean, min and max of `metric` over the rounds of one engine.
@@ -141,11 +148,12 @@ public func curvesSVG(_ experiment: ExperimentRecord) -> String {
         ("train loss", "trainLoss", { $0.trainLoss }, true), ("test (validation) loss", "testLoss", { $0.testLoss }, true),
         ("train accuracy", "trainAccuracy", { $0.trainAccuracy }, false), ("test accuracy", "testAccuracy", { $0.testAccuracy }, false),
     ]
-    var body = "<text x='20' y='26' font-size='16'>\(escape(experiment.name)): \(experiment.rounds.count) round(s), mean and min–max band</text>\n"
+    var body = "<text x='20' y='26' font-size='16'>\(escape(experiment.name)): \(counted(experiment.rounds.count, "round")), mean and min–max band</text>\n"
     let subtitle = wrapped(experiment.configuration, x: 20, y: 46, width: 130, size: 11, spacing: 14)
     body += subtitle.svg
-    let top = 56 + Double(subtitle.lines) * 14
-    body += legend([("Framework", frameworkColour, false), ("Reference", referenceColour, true)], x: 20, y: top + 4)
+    let key = legend([("Framework", frameworkColour, false), ("Reference", referenceColour, true)], x: 20, y: 56 + Double(subtitle.lines) * 14 + 4)
+    body += key.svg
+    let top = 56 + Double(subtitle.lines) * 14 + key.height - 20
     for (index, (title, key, metric, isLoss)) in metrics.enumerated() {
         let bands = engines.map { band(experiment, $0, metric) }
         let all = bands.flatMap { $0.flatMap { [$0.low, $0.high] } }.filter { $0.isFinite && (!isLoss || $0 > 0) }
@@ -169,7 +177,8 @@ public func curvesSVG(_ experiment: ExperimentRecord) -> String {
             let sd = published.sd ?? 0
             let y1 = panel.py(min(mean + sd, yRange.upperBound)), y2 = panel.py(max(mean - sd, yRange.lowerBound))
             body += "<rect x='\(panel.x)' y='\(y1)' width='\(panel.width)' height='\(max(y2 - y1, 1.5))' fill='\(publishedColour)' fill-opacity='0.18'/>\n"
-            body += "<text x='\(panel.x + panel.width - 4)' y='\(y1 - 3)' text-anchor='end' font-size='10' fill='\(publishedColour)'>published \(fraction(mean))\(sd > 0 ? " ± \(fraction(sd))" : "") (\(escape(published.report)))</text>\n"
+            // Inside the panel, at its foot, where the curves have long left (they start at chance and rise).
+            body += "<text x='\(panel.x + panel.width - 6)' y='\(panel.y + panel.height - 8)' text-anchor='end' font-size='11' fill='\(publishedColour)'>green band: published \(fraction(mean))\(sd > 0 ? " ± \(fraction(sd))" : "") (\(escape(published.report)))</text>\n"
         }
         for (engine, points) in zip(engines, bands) where !points.isEmpty {
             let colour = engine == EngineName.framework ? frameworkColour : referenceColour
@@ -208,12 +217,13 @@ public func differencesSVG(_ experiment: ExperimentRecord, tolerances: Tolerance
     let floor = pow(10, Foundation.floor(log10(max(values.min() ?? 1e-17, 1e-18))) - 1)
     let ceiling = pow(10, ceil(log10(max(values.max() ?? 1, floor * 100))))
     let maxEpoch = Double(max(lines.flatMap { $0.1.map(\.0) }.max() ?? 1, 1))
-    var body = "<text x='20' y='26' font-size='16'>\(escape(experiment.name)): how far the engines are apart, per epoch (worst of \(experiment.rounds.count) round(s))</text>\n"
+    var body = "<text x='20' y='26' font-size='16'>\(escape(experiment.name)): how far the engines are apart, per epoch (worst of \(counted(experiment.rounds.count, "round")))</text>\n"
     let note = wrapped("Relative difference |a − b| / max(|a|, |b|). Grey: Framework against itself from initial parameters nudged by one ulp, the run's own sensitivity to rounding; a difference that stays near it is rounding, one far above it from the first epochs is a real difference. Red: rtol; a 0 is drawn at the floor.",
                        x: 20, y: 46, width: 130, size: 11, spacing: 14)
     body += note.svg
-    let top = 56 + Double(note.lines) * 14
-    body += legend(lines.map { ($0.0, $0.2, $0.3) } + [("rtol \(tolerances.rtol)", toleranceColour, true)], x: 20, y: top + 4)
+    let key = legend(lines.map { ($0.0, $0.2, $0.3) } + [("rtol \(tolerances.rtol)", toleranceColour, true)], x: 20, y: 56 + Double(note.lines) * 14 + 4)
+    body += key.svg
+    let top = 56 + Double(note.lines) * 14 + key.height - 20
     let panel = Panel(x: 90, y: top + 40, width: 800, height: 300, xRange: 0...maxEpoch, yRange: floor...ceiling, logY: true)
     body += panel.axes(title: "relative loss difference", xLabel: "epoch", yLabel: "relative difference (log scale)")
     body += "<line x1='\(panel.x)' x2='\(panel.x + panel.width)' y1='\(panel.py(tolerances.rtol))' y2='\(panel.py(tolerances.rtol))' stroke='\(toleranceColour)' stroke-dasharray='4,3'/>\n"
@@ -223,7 +233,10 @@ public func differencesSVG(_ experiment: ExperimentRecord, tolerances: Tolerance
     if let separated = experiment.rounds.compactMap({ $0.parity.separatedAt }).min() {
         let x = panel.px(Double(separated))
         body += "<line x1='\(x)' x2='\(x)' y1='\(panel.y)' y2='\(panel.y + panel.height)' stroke='#9467bd' stroke-width='2'/>\n"
-        body += "<text x='\(x + 4)' y='\(panel.y + 14)' font-size='11' fill='#9467bd'>trajectories separated at epoch \(separated)</text>\n"
+        // At the foot of the panel, on the side of the line with room for it.
+        let right = x > panel.x + panel.width * 0.6
+        body += "<text x='\(right ? x - 6 : x + 6)' y='\(panel.y + panel.height - 8)' font-size='11' fill='#9467bd'"
+            + (right ? " text-anchor='end'" : "") + ">trajectories separated at epoch \(separated)</text>\n"
     }
     return svg(width: 940, height: Int(top + 40 + 360), body)
 }
@@ -343,7 +356,7 @@ public func decisionDifferenceSVG(name: String, grid: (inputs: Matrix, x: Closed
         flush(resolution)
     }
     var body = "<text x='20' y='26' font-size='15'>\(escape(name)): the two engines' decisions on a \(resolution)×\(resolution) grid</text>\n"
-    body += cells
+    body += "<g shape-rendering='crispEdges'>\n" + cells + "</g>\n"
     body += boundarySVG(boundary, panel)
     body += panel.axes(title: "\(differing) of \(resolution * resolution) cells differ (red)", xLabel: "x₁", yLabel: "x₂")
     body += "<text x='80' y='625' font-size='12'>light orange: both predict class 1; light blue: both predict class 0; red: the engines disagree</text>\n"

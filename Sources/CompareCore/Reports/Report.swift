@@ -22,9 +22,12 @@ public struct PublishedFigure: Equatable, Sendable {
     public var rounds: Int?
     /// The figure exactly as printed.
     public var text: String
+    /// Why our figure is expected to differ from this one, when that is known (shown with a "differs" verdict).
+    public var knownDifference: String?
 
     public init(report: String, table: String, metric: String, mean: Double?, sd: Double?, unit: String = "fraction",
-                rounds: Int? = nil, text: String) {
+                rounds: Int? = nil, text: String, knownDifference: String? = nil) {
+        self.knownDifference = knownDifference
         self.report = report
         self.table = table
         self.metric = metric
@@ -79,7 +82,8 @@ public struct RoundRecord: Equatable, Sendable {
     /// experiment; in the JSON, the `"locate"` of that comparison.
     public var localisations: [Localisation] = []
 
-    public var passed: Bool { comparisons.allSatisfy(\.passed) }
+    /// Every comparison passed, and there was one: a round judged against nothing is not a pass.
+    public var passed: Bool { !comparisons.isEmpty && comparisons.allSatisfy(\.passed) }
     public func engine(_ name: String) -> EngineRun? { engines.first { $0.name == name } }
     public var framework: EngineRun? { engine(EngineName.framework) }
     public var reference: EngineRun? { engine(EngineName.reference) }
@@ -233,6 +237,7 @@ extension PublishedFigure {
             o["unit"] = .string(unit)
             o["rounds"] = rounds.map { .integer($0) } ?? .null
             o["text"] = .string(text)
+            o["knownDifference"] = knownDifference.map { .string($0) } ?? .null
         }
     }
 }
@@ -388,7 +393,8 @@ extension PublishedFigure {
         self.init(report: try m.required("report", "missing").string(), table: try m.required("table", "missing").string(),
                   metric: try m.required("metric", "missing").string(), mean: try optionalNumber("mean"), sd: try optionalNumber("sd"),
                   unit: try m.required("unit", "missing").string(), rounds: rounds.isNull ? nil : try rounds.integer(),
-                  text: try m.required("text", "missing").string())
+                  text: try m.required("text", "missing").string(),
+                  knownDifference: try m["knownDifference"].flatMap { $0.isNull ? nil : try $0.string() })
     }
 }
 
@@ -414,6 +420,12 @@ extension RoundRecord {
             return EngineRun(name: name, engine: try e.required("engine", "missing").string(),
                              seconds: seconds.isNull ? nil : try seconds.number(),
                              epochs: try e.required("epochs", "missing").array().map(EpochMetrics.init(node:)), divergence: d)
+        }
+        // Every round of a compare report has the three built-in engines, each with its epochs: a round without
+        // them could not be judged, and would otherwise count as passed.
+        for name in [EngineName.framework, EngineName.reference, EngineName.shadow] {
+            guard let run = engines.first(where: { $0.name == name }) else { throw enginesNode.problem("round \(round) has no \"\(name)\" engine") }
+            guard !run.epochs.isEmpty else { throw JSONProblem(enginesNode.child(name), "round \(round): the \(name) engine has no epochs") }
         }
         comparisons = []  // judged again by `Report.init(node:)`
         // The localisations are evidence, not verdicts: kept as written.

@@ -94,6 +94,7 @@ extension ExperimentRecord {
                     f["difference"] = c.difference.map { .number($0) } ?? .null
                     f["margin"] = c.margin.map { .number($0) } ?? .null
                     f["verdict"] = .string(c.verdict)
+                    f["knownDifference"] = c.verdict == "differs" ? c.figure.knownDifference.map { .string($0) } ?? .null : .null
                 }
             })
         }

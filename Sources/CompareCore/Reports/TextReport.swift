@@ -48,8 +48,8 @@ public func textReport(_ report: Report) -> String {
     out.append("Verdict: \(report.passed ? "PASS" : "FAIL") — parity holds in \(passed) of \(rounds.count) rounds "
                + "(\(engines.joined(separator: ", ")) against Reference)" + (rounds.isEmpty ? "; a run with no rounds is not a pass" : ""))
     let t = report.tolerances
-    out.append("  Tolerances: losses rtol \(t.rtol), atol \(t.atol); accuracy \(t.accuracy); beyond them, from epoch 1, up to "
-               + "\(formatNumber(t.amplification))× the one-ulp shadow's difference. BLAS: \(report.build.blas)")
+    out += wrapped("Tolerances: losses rtol \(t.rtol), atol \(t.atol); accuracy \(t.accuracy); beyond them, from epoch 1, up to "
+                   + "\(formatNumber(t.amplification))× the one-ulp shadow's difference. BLAS: \(report.build.blas)", indent: "  ", width: 120)
 
     var tables: [String] = []
     for experiment in report.experiments where !tables.contains(experiment.table) { tables.append(experiment.table) }
@@ -69,8 +69,11 @@ public func textReport(_ report: Report) -> String {
             }
             let test = comparisons.first { $0.figure.metric == "testAccuracy" && $0.difference != nil }
                 ?? comparisons.first { $0.difference != nil }
+            func label(_ c: FigureComparison) -> String {
+                c.figure.metric == "trainAccuracy" ? "train" : c.figure.metric == "testAccuracy" ? "test" : c.figure.metric
+            }
             let verdict = comparisons.filter { $0.difference != nil }
-                .map { "\($0.figure.metric == "trainAccuracy" ? "train" : $0.figure.metric == "testAccuracy" ? "test" : $0.figure.metric) \($0.verdict)" }
+                .map { "\(label($0)) \($0.verdict)" + ($0.verdict == "differs" && $0.figure.knownDifference != nil ? "*" : "") }
                 .joined(separator: ", ")
             let shown = [EngineName.framework, EngineName.reference] + outside
             for (k, engine) in shown.enumerated() where experiment.rounds.contains(where: { $0.engine(engine) != nil }) {
@@ -81,11 +84,14 @@ public func textReport(_ report: Report) -> String {
                                       k == 0 ? (test?.difference.map { String(format: "%+.3f", $0) } ?? "—") : "",
                                       k == 0 ? (verdict.isEmpty ? "—" : verdict) : ""])
             }
-            notes.append("  \(experiment.name): \(experiment.configuration)")
+            notes += wrapped("\(experiment.name): \(experiment.configuration)", indent: "  ", width: 120)
             for c in comparisons where c.figure.mean == nil {
-                notes.append("    published (\(c.figure.report), \(c.figure.table)): \"\(c.figure.text)\"")
+                notes += wrapped("published (\(c.figure.report), \(c.figure.table)): \"\(c.figure.text)\"", indent: "    ", width: 120)
             }
-            for note in experiment.notes { notes.append("    \(note)") }
+            for c in comparisons where c.verdict == "differs" {
+                if let known = c.figure.knownDifference { notes += wrapped("* \(label(c)) differs, as expected: \(known)", indent: "    ", width: 120) }
+            }
+            for note in experiment.notes { notes += wrapped(note, indent: "    ", width: 120) }
         }
         accuracy.leftAligned = [0, 1, 7]
         out.append(accuracy.render())

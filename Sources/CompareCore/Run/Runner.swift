@@ -11,12 +11,16 @@ public struct PlannedExperiment: Sendable {
     public var published: [PublishedFigure]
     /// Deviations from the original report and known reasons, printed under its table.
     public var notes: [String]
+    /// Outside engines run for this experiment only, beside `--engine`'s (seeds/004's PyTorch).
+    public var engines: [CommandEngine]
 
-    public init(_ experiment: Experiment, table: String = "", published: [PublishedFigure] = [], notes: [String] = []) {
+    public init(_ experiment: Experiment, table: String = "", published: [PublishedFigure] = [], notes: [String] = [],
+                engines: [CommandEngine] = []) {
         self.experiment = experiment
         self.table = table
         self.published = published
         self.notes = notes
+        self.engines = engines
     }
 }
 
@@ -84,6 +88,7 @@ public struct RunRequest {
     /// The outside engines' names, in order.
     var outsideEngineNames: [String] {
         var names = engines.map(\.name)
+        for planned in experiments { for engine in planned.engines where !names.contains(engine.name) { names.append(engine.name) } }
         for planned in experiments { for engine in storedTraces[planned.experiment.name] ?? [] where !names.contains(engine.name) { names.append(engine.name) } }
         return names
     }
@@ -140,6 +145,7 @@ public func run(_ request: RunRequest) throws -> RunResult {
             var engines: [TrainingEngine] = [FrameworkEngine(), ReferenceTrainingEngine(plantedDifference: request.plantedDifference),
                                              FrameworkEngine(name: EngineName.shadow, nudged: true)]
             engines += request.engines
+            engines += planned.engines
             if job.round == 0 { engines += request.storedTraces[planned.experiment.name] ?? [] }
             var runs: [EngineRun] = []
             var finals: [String: [(weight: Matrix, bias: Matrix)]] = [:]
@@ -228,7 +234,8 @@ func locateFailures(_ request: RunRequest, jobs: [(experiment: Int, round: Int)]
         let record = snapshot[task.record]!
         let name = task.parity.engine
         let engine: TrainingEngine? = name == EngineName.framework ? FrameworkEngine()
-            : request.engines.first { $0.name == name } ?? request.storedTraces[experiment.name]?.first { $0.name == name }
+            : request.engines.first { $0.name == name } ?? request.experiments[task.experiment].engines.first { $0.name == name }
+                ?? request.storedTraces[experiment.name]?.first { $0.name == name }
         let localisation: Localisation
         if let engine, let run = record.engine(name), let referee = record.reference {
             let sensitivity = record.framework.flatMap { f in record.engine(EngineName.shadow).map { roundingSensitivity(framework: f.epochTrace, shadow: $0.epochTrace) } }
