@@ -28,9 +28,11 @@ func scientific(_ x: Double) -> String {
 
 func fraction(_ x: Double) -> String { x.isFinite ? String(format: "%.3f", x) : "\(x)" }
 
-func statisticText(_ s: Statistic?) -> String {
+/// "0.980 ± 0.009" ("0.980±0.009" when `compact`), "0.980" for one round, "—" for none; "(2 div.)" when rounds diverged.
+func statisticText(_ s: Statistic?, compact: Bool = false) -> String {
     guard let s, s.rounds > 0 else { return "—" }
-    return (s.rounds > 1 ? "\(fraction(s.mean)) ± \(fraction(s.deviation))" : fraction(s.mean)) + (s.diverged > 0 ? " (\(s.diverged) div.)" : "")
+    let plusMinus = compact ? "±" : " ± "
+    return (s.rounds > 1 ? "\(fraction(s.mean))\(plusMinus)\(fraction(s.deviation))" : fraction(s.mean)) + (s.diverged > 0 ? " (\(s.diverged) div.)" : "")
 }
 
 /// `name` cut to `width` characters, with "…" when it is longer.
@@ -58,43 +60,37 @@ public func textReport(_ report: Report) -> String {
         let count = members.map(\.rounds.count).max() ?? 0
         out.append("")
         out.append("Accuracy after the last epoch, mean ± σ over \(count) round\(count == 1 ? "" : "s")" + (table.isEmpty ? "" : ": \(table)"))
-        var accuracy = TextTable(header: ["experiment", "engine", "train", "test", "published train", "published test", "Δ test", "verdict"])
+        let shown = [EngineName.framework, EngineName.reference] + outside.filter { name in members.contains { $0.rounds.contains { $0.engine(name) != nil } } }
+        var accuracy = TextTable(header: ["experiment", "figure"] + shown + ["published", "Δ", "verdict"])
         var notes: [String] = []
+        var explained = Set<String>()
         for experiment in members {
             let comparisons = experiment.figureComparisons
-            func published(_ metric: String) -> String {
-                guard let c = comparisons.first(where: { $0.figure.metric == metric }) else { return "—" }
-                guard let mean = c.figure.mean else { return "(text only)" }
-                return fraction(mean) + (c.figure.sd.map { " ± \(fraction($0))" } ?? "")
+            var starred: [String] = []
+            for (k, (metric, label)) in [("trainAccuracy", "train"), ("testAccuracy", "test")].enumerated() {
+                let c = comparisons.first { $0.figure.metric == metric }
+                let published = c.map { c in c.figure.mean.map { fraction($0) + (c.figure.sd.map { "±\(fraction($0))" } ?? "") } ?? "(text)" } ?? "—"
+                var verdict = c?.difference == nil ? "—" : c!.verdict
+                // A known reason is shown when the figure differs, or agrees only within our own wide σ.
+                if let c, let known = c.figure.knownDifference, let d = c.difference, c.verdict == "differs" || abs(d) > 0.01 {
+                    verdict += "*"
+                    let why = c.verdict == "differs" ? "differs, as expected" : "is consistent only within our σ of \(fraction(c.ours?.deviation ?? .nan))"
+                    starred += wrapped("* \(label) \(why): " + (explained.insert(known).inserted ? known : "as above"), indent: "    ", width: 120)
+                }
+                accuracy.rows.append([k == 0 ? clipped(experiment.name, 26) : "", label]
+                                     + shown.map { statisticText(experiment.statistic(metric, engine: $0), compact: true) }
+                                     + [published, c?.difference.map { String(format: "%+.3f", $0) } ?? "—", verdict])
             }
-            let test = comparisons.first { $0.figure.metric == "testAccuracy" && $0.difference != nil }
-                ?? comparisons.first { $0.difference != nil }
-            func label(_ c: FigureComparison) -> String {
-                c.figure.metric == "trainAccuracy" ? "train" : c.figure.metric == "testAccuracy" ? "test" : c.figure.metric
-            }
-            let verdict = comparisons.filter { $0.difference != nil }
-                .map { "\(label($0)) \($0.verdict)" + ($0.verdict == "differs" && $0.figure.knownDifference != nil ? "*" : "") }
-                .joined(separator: ", ")
-            let shown = [EngineName.framework, EngineName.reference] + outside
-            for (k, engine) in shown.enumerated() where experiment.rounds.contains(where: { $0.engine(engine) != nil }) {
-                accuracy.rows.append([k == 0 ? clipped(experiment.name, 26) : "", engine,
-                                      statisticText(experiment.statistic("trainAccuracy", engine: engine)),
-                                      statisticText(experiment.statistic("testAccuracy", engine: engine)),
-                                      k == 0 ? published("trainAccuracy") : "", k == 0 ? published("testAccuracy") : "",
-                                      k == 0 ? (test?.difference.map { String(format: "%+.3f", $0) } ?? "—") : "",
-                                      k == 0 ? (verdict.isEmpty ? "—" : verdict) : ""])
-            }
-            notes += wrapped("\(experiment.name): \(experiment.configuration)", indent: "  ", width: 120)
+            notes += wrapped("\(experiment.name): \(experiment.configuration)", indent: "  ", width: 120) + starred
             for c in comparisons where c.figure.mean == nil {
                 notes += wrapped("published (\(c.figure.report), \(c.figure.table)): \"\(c.figure.text)\"", indent: "    ", width: 120)
             }
-            for c in comparisons where c.verdict == "differs" {
-                if let known = c.figure.knownDifference { notes += wrapped("* \(label(c)) differs, as expected: \(known)", indent: "    ", width: 120) }
-            }
             for note in experiment.notes { notes += wrapped(note, indent: "    ", width: 120) }
         }
-        accuracy.leftAligned = [0, 1, 7]
+        accuracy.leftAligned = [0, 1, accuracy.header.count - 1]
         out.append(accuracy.render())
+        out += wrapped("verdict per published figure: consistent when |Δ| ≤ max(2σ published, 2σ ours, 0.01), else differs; "
+                       + "Δ = Framework's mean − the published mean", indent: "", width: 120)
         out.append(contentsOf: notes)
     }
 
@@ -113,7 +109,7 @@ public func textReport(_ report: Report) -> String {
                 var verdict = "referee"
                 if let first {
                     verdict = versus.allSatisfy(\.passed) ? "pass" : "FAIL"
-                    if let epoch = first.separatedAt { verdict += ", amplified from \(epoch)" }
+                    if first.separatedAt != nil { verdict += ", amplified" }
                     if first.divergence.hasPrefix("both") { verdict += ", both diverged" }
                 }
                 let ratio = run.seconds.flatMap { s in referenceSeconds.map { s / $0 } }
@@ -137,7 +133,8 @@ public func textReport(_ report: Report) -> String {
                 var what = "pass"
                 if let epoch = c.separatedAt { what += " (rounding amplified from epoch \(epoch), as in the shadow)" }
                 if c.divergence != "none" { what += " (diverged: \(c.divergence))" }
-                notes.append("  \(experiment.name) round \(round.round) (seed \(round.seed)), \(c.engine) against \(c.referee): \(what)")
+                notes += wrapped("\(experiment.name) round \(round.round) (seed \(round.seed)), \(c.engine) against \(c.referee): \(what)",
+                                 indent: "  ", width: 120)
             }
         }
     }
