@@ -24,7 +24,7 @@ struct CompareCommand: ParsableCommand {
         Exit status: 0 when parity holds in every round, 1 when it fails, 2 for bad input or usage, an engine that could not run, or an output that could not be written.
         """,
         version: BuildInfo.current.description,
-        subcommands: [Run.self, Check.self, Locate.self, Export.self, Merge.self, Record.self],
+        subcommands: [Run.self, Check.self, Locate.self, Gradcheck.self, Export.self, Merge.self, Record.self],
         defaultSubcommand: Run.self)
 }
 
@@ -201,6 +201,7 @@ func runAndReport(_ request: RunRequest, outputs: OutputRequest, traceFolder: St
         throw UsageFailure(description: "\(error)")
     }
     request.keepRoundsForPlots = outputs.plots != nil || outputs.report != nil
+    if let note = BuildInfo.current.slowBuildNote, isatty(STDERR_FILENO) != 0 { reportError(note) }
     let result: RunResult
     do {
         result = try CompareCore.run(request)
