@@ -51,6 +51,7 @@ final class EngineParityTests: XCTestCase {
         try checkLayer("Tanh", Tanh(), .tanh)
         try checkLayer("Sigmoid", Sigmoid(), .sigmoid)
         try checkLayer("LeakyReLU(0.2)", LeakyReLU(slope: 0.2), .leakyRelu(slope: 0.2))
+        try checkLayer("GELU", GELU(), .gelu)
     }
 
     func testLossParity() throws {
@@ -108,6 +109,7 @@ final class EngineParityTests: XCTestCase {
             (.mae, [.linear(in: 2, out: 8, initialization: .xavier), .leakyRelu(slope: 0.05), .linear(in: 8, out: 2, initialization: .default)]),
             (.bce, [.linear(in: 2, out: 8, initialization: .default), .tanh, .linear(in: 8, out: 1, initialization: .default), .sigmoid]),
             (.crossEntropy, [.linear(in: 2, out: 10, initialization: .default), .sigmoid, .linear(in: 10, out: 2, initialization: .default)]),
+            (.mse, [.linear(in: 2, out: 8, initialization: .default), .gelu, .linear(in: 8, out: 2, initialization: .default)]),
         ]
         let optimizers: [OptimizerSpec] = [.sgd(SGDSpec(lr: 0.1)), .sgd(SGDSpec(lr: 0.05, momentum: 0.9, nesterov: true)),
                                            .adam(AdamSpec(lr: 0.01, weightDecay: 0.001))]

@@ -12,7 +12,7 @@ import Framework
 /// equal terms differed by 1.5·10⁻¹¹ between the engines before any update. The terms themselves differ by
 /// the forward pass's rounding: each output is a sum of k products (k the fan-in) added in another order by
 /// each engine, |Δ| ≤ γ_k·Σ|xᵢwᵢ| with γ_k = kε/(1 − kε), per layer, which for the networks in this project is
-/// measured at ≤ 10⁻¹⁵ relative on the losses (EngineParityTests, 36 whole runs). Default rtol = 10⁻¹¹ leaves
+/// measured at ≤ 10⁻¹⁵ relative on the losses (EngineParityTests, 45 whole runs). Default rtol = 10⁻¹¹ leaves
 /// a factor 10⁴ over that, and is 10× below the smallest real difference the project promises to see: one
 /// weight of the seeds' network moved by 10⁻⁶ moves the losses by more than 10⁻¹⁰ (EngineParityTests).
 /// atol = 10⁻¹⁴ covers losses near zero. **Accuracies** are counts of rows whose argmax agrees: equal unless a

@@ -98,6 +98,8 @@ public func textReport(_ report: Report) -> String {
     out.append("Parity per round: each engine against Reference (Δ: the largest relative loss difference over the epochs, and the")
     out.append("largest accuracy difference; shadow Δ: how far Framework moves from itself when its initial parameters are")
     out.append("nudged by one ulp, the run's own sensitivity to rounding; × ref: the engine's seconds over Reference's)")
+    out += wrapped("seconds: wall time of training and evaluation, from a \(report.build.flavour) build"
+                   + (report.build.isFast ? "" : " (not the fast one: see `make run`)"), indent: "", width: 120)
     var parity = TextTable(header: ["experiment", "round", "seed", "engine", "seconds", "× ref", "Δ test", "Δ train", "Δ acc",
                                     "shadow Δ", "verdict"])
     for experiment in report.experiments {

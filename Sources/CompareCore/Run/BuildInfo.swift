@@ -46,6 +46,21 @@ public struct BuildInfo: Equatable, Sendable {
     /// Whether this build is the fast one (release with host-CPU flags).
     public var isFast: Bool { configuration == "release" && nativeCPU }
 
+    /// How much slower Framework trains in the other builds than in the release build for this CPU (`make run`):
+    /// measured on the default experiment (one round, 20 epochs, Framework's seconds in the JSON report, two runs
+    /// each, 2-core AMD EPYC Zen 4): native release 0.044–0.057 s, portable release 0.095–0.126 s, debug 40–44 s.
+    /// The debug build runs the generic SIMD kernels unspecialised.
+    static let slowdown = (debug: 800.0, portable: 2.2)
+
+    /// For a build that is not the fast one, what that costs and how to build the fast one; nil for the fast one.
+    public var slowBuildNote: String? {
+        guard !isFast else { return nil }
+        let factor = configuration == "debug" ? BuildInfo.slowdown.debug : BuildInfo.slowdown.portable
+        return "note: this compare is a \(configuration)\(nativeCPU ? "" : ", portable") build, in which Framework trains about "
+            + "\(formatNumber(factor))× slower than in the release build for this CPU (so do its seconds and ratios in the report); "
+            + "`make run ARGS=\"…\"` builds that one and runs it"
+    }
+
     /// "compare 0.4.0 (commit 1a2b3c4, release, -target-cpu native, MINIDL_AVX512 kernel; BLAS …)".
     public var description: String {
         "compare \(version) (\(commit.map { "commit \($0.prefix(12)), " } ?? "")\(flavour); BLAS \(blas))"
