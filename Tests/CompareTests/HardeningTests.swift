@@ -352,6 +352,41 @@ final class HardeningTests: XCTestCase {
         }
     }
 
+    /// `--json /dev/full`: the device is written into, not renamed over. Before, the atomic rename replaced the
+    /// device node by a regular file (as root, in /dev), so the run "succeeded" and /dev/full was gone. Now: exit
+    /// 2 with the verdict and ENOSPC, and /dev/full still a character device. The same holds for every non-regular
+    /// destination (`--json /dev/stdout`, a FIFO).
+    func testAnOutputOnADeviceIsWrittenIntoNotReplaced() throws {
+        let tiny = try write("tiny.json", Self.tinyExperiment(name: "tiny"))
+        let result = try Hardened.compare(["--experiment", tiny, "--json", "/dev/full"])
+        assertRefused(result, label: "--json /dev/full", mustName: ["/dev/full: cannot write: No space left on device",
+                                                                     "the run's verdict was PASS"])
+        var status = stat()
+        XCTAssertEqual(stat("/dev/full", &status), 0)
+        XCTAssertEqual(status.st_mode & S_IFMT, S_IFCHR, "/dev/full is still a character device")
+
+        let fifo = scratch.appendingPathComponent("report.fifo").path
+        XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+        final class Received: @unchecked Sendable { var data = Data() }  // written by the reader, read after it finished
+        let received = Received()
+        let reader = Thread {
+            if let handle = FileHandle(forReadingAtPath: fifo) { received.data = handle.readDataToEndOfFile() }
+        }
+        reader.start()
+        let piped = try Hardened.compare(["--experiment", tiny, "--json", fifo])
+        XCTAssertEqual(piped.status, 0, piped.stderr)
+        let deadline = Date().addingTimeInterval(60)
+        while !reader.isFinished && Date() < deadline { usleep(10_000) }
+        if !reader.isFinished {  // compare never opened the FIFO: unblock the reader and fail
+            XCTFail("the report never came through the FIFO: \(piped.stderr)")
+            close(open(fifo, O_WRONLY))
+            return
+        }
+        XCTAssertNoThrow(try JSONSerialization.jsonObject(with: received.data), "the whole report came through the FIFO")
+        XCTAssertEqual(stat(fifo, &status), 0)
+        XCTAssertEqual(status.st_mode & S_IFMT, S_IFIFO, "the FIFO is still a FIFO")
+    }
+
     // MARK: Standard streams that fail
 
     /// stderr on /dev/full, closed (`2>&-`), or a pipe nobody reads, on a bad input: exit 2, never a signal.

@@ -30,7 +30,20 @@ public struct OutputError: Error, CustomStringConvertible {
 /// process ignores SIGXFSZ so that it gets the error, not the signal) or any other failure removes the
 /// temporary file and throws an `OutputError` naming the destination. While the temporary file exists it is
 /// registered with `CleanupRegistry`, so SIGINT/SIGTERM remove it too.
+///
+/// A destination that exists and is neither a regular file nor a folder (a device such as `/dev/stdout` or
+/// `/dev/full`, a FIFO, a socket) is written into directly instead: renaming over it would replace the device
+/// with a regular file (as root, even in /dev), and "atomic" means nothing for a stream.
 public func writeAtomically(_ data: Data, to url: URL) throws {
+    var status = stat()
+    if stat(url.path, &status) == 0, case let kind = status.st_mode & S_IFMT, kind != S_IFREG, kind != S_IFDIR {
+        let fd = open(url.path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw OutputError(path: url.path, reason: String(cString: strerror(errno))) }
+        var failure = writeAll(data, to: fd)
+        if close(fd) != 0 && failure == nil { failure = String(cString: strerror(errno)) }
+        if let failure { throw OutputError(path: url.path, reason: failure) }
+        return
+    }
     let directory = url.deletingLastPathComponent()
     let unique = UUID().uuidString.prefix(8)
     let temporary = directory.appendingPathComponent(
@@ -43,22 +56,26 @@ public func writeAtomically(_ data: Data, to url: URL) throws {
     }
     let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
     guard fd >= 0 else { throw OutputError(path: url.path, reason: String(cString: strerror(errno))) }
-    var failure: String? = nil
-    data.withUnsafeBytes { bytes in
+    var failure = writeAll(data, to: fd)
+    if close(fd) != 0 && failure == nil { failure = String(cString: strerror(errno)) }
+    if let failure { throw fail(failure) }
+    if rename(temporary, url.path) != 0 { throw fail(String(cString: strerror(errno))) }
+}
+
+/// Writes every byte of `data` to `fd` with `write(2)`, retrying on EINTR; the error's text, or nil.
+private func writeAll(_ data: Data, to fd: Int32) -> String? {
+    data.withUnsafeBytes { bytes -> String? in
         var offset = 0
         while offset < bytes.count {
             let written = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
             if written < 0 {
                 if errno == EINTR { continue }
-                failure = String(cString: strerror(errno))
-                return
+                return String(cString: strerror(errno))
             }
             offset += written
         }
+        return nil
     }
-    if close(fd) != 0 && failure == nil { failure = String(cString: strerror(errno)) }
-    if let failure { throw fail(failure) }
-    if rename(temporary, url.path) != 0 { throw fail(String(cString: strerror(errno))) }
 }
 
 /// Encodes with `encode` and writes atomically: if encoding throws, its error is rethrown and nothing is
