@@ -106,6 +106,27 @@ final class BuildingBlocksTests: XCTestCase {
         assertClose(tanh(Matrix([[0.5]])), Matrix([[0.46211715726000974]]), rtol: 1e-15)  // tanh(0.5)
     }
 
+    /// A module's kept buffers take the shape of each call, also when only the shape changes and the element
+    /// count does not: an activation (any width) applied to (2, 3) and then to (3, 2) returns (3, 2) both ways,
+    /// and `Matrix.reshape` itself keeps the storage but never the old shape.
+    func testBuffersFollowTheShapeWhenTheCountStaysTheSame() {
+        var m = Matrix([[1, 2, 3], [4, 5, 6]])
+        m.reshape(rows: 3, columns: 2)
+        XCTAssertEqual(m.shape.rows, 3)
+        XCTAssertEqual(m.shape.columns, 2)
+        XCTAssertEqual(m.elements.count, 6)
+        let tanh = Tanh()
+        _ = tanh(Matrix([[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]]))
+        let tall = Matrix([[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]])
+        let y = tanh(tall)
+        XCTAssertEqual(y.rows, 3, "forward on (3, 2) after (2, 3)")
+        XCTAssertEqual(y.columns, 2)
+        assertClose(y, Matrix(rows: 3, columns: 2, elements: tall.elements.map { Foundation.tanh($0) }), rtol: 5e-16, "within 2 ulp")
+        let dX = tanh.backward(Matrix(rows: 3, columns: 2, repeating: 1))
+        XCTAssertEqual(dX.rows, 3, "backward on (3, 2) after (2, 3)")
+        XCTAssertEqual(dX.columns, 2)
+    }
+
     func testLossValuesByHand() {
         let p = Matrix([[0.2, 0.8], [0.6, 0.4]]), t = Matrix([[0, 1], [1, 0]])
         assertClose(MSELoss().value(predictions: p, targets: t), (0.04 + 0.04 + 0.16 + 0.16) / 4, rtol: 1e-15)

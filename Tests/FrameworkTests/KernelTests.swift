@@ -79,6 +79,61 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(Matrix.affine(x, weightTransposed: w, bias: b), y)
     }
 
+    /// Operands with no unit stride (every other column of a wider matrix) go through the element-by-element
+    /// packing loops of A and B, which `Linear` never needs (its operands always have one contiguous
+    /// direction): a product large enough to pack A (96 × 96 per block) and a strided B packed panel by panel,
+    /// against plain loops. Then the empty products: m = 0 writes nothing, k = 0 leaves C at its start value.
+    func testOperandsWithoutAUnitStrideAndEmptyProducts() {
+        forEachVariant { variant in stridedAndEmptyProducts(variant) }
+    }
+
+    func stridedAndEmptyProducts<V: KernelVariant>(_: V.Type) {
+        let (m, k, n) = (96, 96, 64)
+        let aStorage = randomMatrix(m, 2 * k, generator: &generator), bStorage = randomMatrix(k, 2 * n, generator: &generator)
+        var c = [Double](repeating: .nan, count: m * n)
+        var expected = c, magnitude = c
+        aStorage.elements.withUnsafeBufferPointer { ap in
+            bStorage.elements.withUnsafeBufferPointer { bp in
+                let a = StridedMatrix(base: ap.baseAddress!, rowStride: 2 * k, columnStride: 2)
+                let b = StridedMatrix(base: bp.baseAddress!, rowStride: 2 * n, columnStride: 2)
+                for i in 0..<m {
+                    for j in 0..<n {
+                        var sum = 0.0, size = 0.0
+                        for l in 0..<k { sum += a.element(i, l) * b.element(l, j); size += abs(a.element(i, l) * b.element(l, j)) }
+                        expected[i * n + j] = sum
+                        magnitude[i * n + j] = size
+                    }
+                }
+                c.withUnsafeMutableBufferPointer { cp in
+                    multiply(V.self, m: m, n: n, k: k, a: a, b: b, c: cp.baseAddress!, cRowStride: n, start: .zero,
+                             workspace: ProductWorkspace())
+                }
+            }
+        }
+        assertProductClose(Matrix(rows: m, columns: n, elements: c), Matrix(rows: m, columns: n, elements: expected),
+                           magnitude: Matrix(rows: m, columns: n, elements: magnitude), "\(V.name): both operands strided")
+
+        let bias = [1.5, -2.0, 0.25]
+        var out = [Double](repeating: 7, count: 6)
+        let none = [Double](repeating: 0, count: 1)
+        none.withUnsafeBufferPointer { p in
+            let empty = StridedMatrix(base: p.baseAddress!, rowStride: 1, columnStride: 1)
+            bias.withUnsafeBufferPointer { bp in
+                out.withUnsafeMutableBufferPointer { cp in
+                    let c = cp.baseAddress!
+                    multiply(V.self, m: 0, n: 3, k: 4, a: empty, b: empty, c: c, cRowStride: 3, start: .zero, workspace: ProductWorkspace())
+                    XCTAssertEqual(Array(cp), [7, 7, 7, 7, 7, 7], "\(V.name): m = 0 writes nothing")
+                    multiply(V.self, m: 2, n: 3, k: 0, a: empty, b: empty, c: c, cRowStride: 3, start: .accumulate, workspace: ProductWorkspace())
+                    XCTAssertEqual(Array(cp), [7, 7, 7, 7, 7, 7], "\(V.name): k = 0, C += (nothing)")
+                    multiply(V.self, m: 2, n: 3, k: 0, a: empty, b: empty, c: c, cRowStride: 3, start: .bias(bp.baseAddress!), workspace: ProductWorkspace())
+                    XCTAssertEqual(Array(cp), bias + bias, "\(V.name): k = 0, C = bias")
+                    multiply(V.self, m: 2, n: 3, k: 0, a: empty, b: empty, c: c, cRowStride: 3, start: .zero, workspace: ProductWorkspace())
+                    XCTAssertEqual(Array(cp), [0, 0, 0, 0, 0, 0], "\(V.name): k = 0, C = 0")
+                }
+            }
+        }
+    }
+
     /// `Matrix.affine` with variant `V` (opened from the existential), optionally with `Wᵀ` packed first.
     func affine<V: KernelVariant>(_: V.Type, _ x: Matrix, _ w: Matrix, _ b: Matrix, into y: inout Matrix, prepacked: Bool = false) {
         let packed = PackedPanels()
