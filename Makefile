@@ -4,11 +4,14 @@
 #   make run ARGS="--suite seeds"   the main job: `compare`, release build for this machine's CPU
 #                                   (NATIVE=0 make run: the portable release build)
 #   make test                       the whole XCTest suite (what .ci/run runs); portable release build
+#   make test-native                Framework's tests in the host-CPU build (.ci/run runs it too)
 #   make bench ARGS="--json b.json" training and product-kernel throughput, built for this machine's CPU
 #   make bench-portable             the same benchmark, portable build (no -target-cpu; in .build-portable)
 #   make bench-torch                PyTorch on the same workloads (needs `pip install torch`)
 #   make sanitize                   the suite under AddressSanitizer, parallel rounds under ThreadSanitizer
 #   make fuzz FUZZ_SECONDS=600      libFuzzer on experiment files (docs/hardening.md)
+#   make mutate [MUTANTS='sgd-*']   plant each bug of mutants/ in a scratch clone and run the suite (mutants/README.md)
+#   make coverage                   the suite with coverage: Framework's and Reference's uncovered lines and branches
 #
 # `make run` and `make bench` build with host-CPU flags in their own scratch directory (.build-native), so they
 # never clobber the portable build that `swift test` uses. The flags are passed on the command line only:
@@ -39,7 +42,7 @@ COUNTING_MALLOC := $(foreach f,malloc calloc realloc memalign aligned_alloc posi
 BLAS_ENV := OPENBLAS_NUM_THREADS=1 $(if $(OPENBLAS_CORETYPE),OPENBLAS_CORETYPE=$(OPENBLAS_CORETYPE))
 RUN_FLAGS := $(if $(filter 1,$(NATIVE)),--scratch-path .build-native $(NATIVE_FLAGS))
 
-.PHONY: run test deps test-deps sanitize fuzz bench bench-portable bench-torch
+.PHONY: run test test-native deps test-deps sanitize fuzz bench bench-portable bench-torch mutate coverage
 
 deps:
 	@scripts/ensure-gsl.sh
@@ -60,6 +63,16 @@ TEST_FLAGS := -c release -Xswiftc -enable-testing --disable-swift-testing
 
 test: test-deps
 	$(SWIFT) test $(TEST_FLAGS)
+
+# Framework's tests again in the host-CPU build that `make run` ships (its own scratch folder): the products are
+# tested at every SIMD width in every build, but the activations' lane code is compiled at the build's width only.
+# .ci/run runs it after `make test`; on a CPU without AVX2+FMA or AVX-512 the portable build is what `make run` ships.
+test-native: test-deps
+ifneq ($(KERNEL_DEFINE),)
+	$(SWIFT) test $(TEST_FLAGS) --scratch-path .build-native-tests $(NATIVE_FLAGS) --filter FrameworkTests
+else
+	@echo "test-native: no AVX2+FMA or AVX-512 here; make test's portable build is the one make run ships"
+endif
 
 # Each sanitizer builds into its own scratch folder (docs/hardening.md). ASan: the suite, then `compare`
 # and the fuzz target's replay with LeakSanitizer on (off for XCTest, which keeps its test cases to exit);
@@ -101,3 +114,11 @@ bench-portable: deps
 
 bench-torch:
 	$(PYTHON) scripts/bench_torch.py $(ARGS)
+
+# Not part of CI (about TIME minutes): each mutant is a rebuild plus the tests that can see its module.
+# MUTANTS (a make variable, exported to the script) selects mutants by id pattern.
+mutate: test-deps
+	$(PYTHON) scripts/mutate.py
+
+coverage: test-deps
+	scripts/coverage.sh
