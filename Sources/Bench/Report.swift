@@ -172,6 +172,13 @@ struct Report {
         if let peak {
             if !lines.isEmpty { lines.append("") }
             lines.append(peak.line)
+            // The peak is a measured bound; a product measured above it means the bound is wrong here, and says so.
+            let fastest = (shapeProducts.flatMap { [median($0.frameworkCPU)] + ($0.openBLASCPU.map { [median($0)] } ?? []) }
+                           + products.map { median($0.frameworkCPU) }).max() ?? 0
+            if fastest > peak.bestCPU {
+                lines.append("warning: a product ran at \(fixed(fastest, 1)) GFLOP/s per CPU-second, above this measured peak: "
+                             + "the peak loop does not bound this machine, and the fractions of peak below are not meaningful")
+            }
         }
         // Fractions of peak: per CPU-second of the thread, product and peak alike.
         let peakRate = peak?.bestCPU
@@ -304,6 +311,8 @@ struct Report {
                     $0["laneWidth"] = .integer(peak.laneWidth)
                     $0["fusedMultiplyAdd"] = .bool(peak.fused)
                     $0["chains"] = .integer(peak.chains)
+                    $0["chainCounts"] = .numbers(peak.chainCounts.map(Double.init))
+                    $0["gflopsPerCPUSecondByChainCount"] = .numbers(peak.bestCPUByCount)
                     $0["method"] = .string(peak.method)
                 }
             }
