@@ -11,7 +11,7 @@ import RealModule
 
 /// `relu(x) = max(0, x)`; `f′(x) = 1` where x > 0, else 0 (0 at x = 0, as PyTorch), read from the output:
 /// `y > 0` exactly where `x > 0` (PyTorch's `threshold_backward` on the result does the same).
-public final class ReLU: Module {
+public final class ReLU: Module, LaneFunction {
     /// f(x) = x where x > 0, else 0 (NaN stays NaN).
     @inline(__always) static func f(_ x: Lane) -> Lane { x.selecting(Lane(), where: x.lanes(lessThanOrEqualTo: Lane())) }
     /// dY·f′ with f′ = 1 where y > 0, else 0.
@@ -26,7 +26,7 @@ public final class ReLU: Module {
 
     /// `y = max(0, x)`.
     public func forward(_ x: Matrix) -> Matrix {
-        applyElementwise(x, into: &output, ReLU.f)
+        applyElementwise(x, into: &output, ReLU.self)
         return output
     }
 
@@ -70,7 +70,7 @@ public final class LeakyReLU: Module {
 }
 
 /// `tanh(x)`; `f′(x) = 1 − tanh(x)² = 1 − y²`, from the output (PyTorch's `tanh_backward`).
-public final class Tanh: Module {
+public final class Tanh: Module, LaneFunction {
     /// f(x) = tanh(x): `vectorTanh`, within 2 ulp of the C library's tanh.
     @inline(__always) static func f(_ x: Lane) -> Lane { vectorTanh(ActiveKernel.self, x) }
     /// dY·f′ with f′ = 1 − y².
@@ -85,7 +85,7 @@ public final class Tanh: Module {
 
     /// `y = tanh(x)`.
     public func forward(_ x: Matrix) -> Matrix {
-        applyElementwise(x, into: &output, Tanh.f)
+        applyElementwise(x, into: &output, Tanh.self)
         return output
     }
 
@@ -98,7 +98,7 @@ public final class Tanh: Module {
 
 /// `σ(x) = 1 / (1 + e^−x)`; `f′(x) = σ(x)·(1 − σ(x)) = y·(1 − y)`, from the output (PyTorch's
 /// `sigmoid_backward`).
-public final class Sigmoid: Module {
+public final class Sigmoid: Module, LaneFunction {
     /// f(x) = 1 / (1 + e^−x), with `vectorExp` (within 1 ulp of the C library's exp).
     @inline(__always) static func f(_ x: Lane) -> Lane { 1 / (1 + vectorExp(ActiveKernel.self, -x)) }
     /// dY·f′ with f′ = y·(1 − y).
@@ -113,7 +113,7 @@ public final class Sigmoid: Module {
 
     /// `y = 1 / (1 + e^−x)`.
     public func forward(_ x: Matrix) -> Matrix {
-        applyElementwise(x, into: &output, Sigmoid.f)
+        applyElementwise(x, into: &output, Sigmoid.self)
         return output
     }
 
@@ -170,6 +170,17 @@ public final class GELU: Module {
 }
 
 // MARK: - Applying a lane function to a matrix
+
+/// `y = F.f(x)` elementwise into `y`, resized to x's shape (ReLU, Tanh, Sigmoid; see `LaneFunction`).
+@inline(__always)
+func applyElementwise<F: LaneFunction>(_ x: Matrix, into y: inout Matrix, _ function: F.Type) {
+    y.reshape(rows: x.rows, columns: x.columns)
+    y.elements.withUnsafeMutableBufferPointer { yp in
+        x.elements.withUnsafeBufferPointer { xp in
+            if let from = xp.baseAddress, let to = yp.baseAddress { mapLanes(xp.count, from, to, function) }
+        }
+    }
+}
 
 /// `y = f(x)` elementwise into `y`, resized to x's shape.
 @inline(__always)
