@@ -412,26 +412,32 @@ private func packPanelsA<V: KernelVariant>(_: V.Type, _ a: StridedMatrix, rows: 
                                            into out: UnsafeMutablePointer<Double>) {
     typealias Lane = V.Lane
     let width = Lane.scalarCount, mr = V.TileRows.value
+    if a.rowStride == 1 {
+        // Columns of A are contiguous (A is a transpose, e.g. dYᵀ): read A's columns one after the other (each a
+        // sequential stream of `rows` values) and deal them out to the panels. Reading panel by panel instead
+        // took `mr` values from every column in turn, columns a layer's width apart: at a width of 1024 (8 KiB)
+        // those all fall in the same few cache sets, and the packing of dW's A went to L3 for every load.
+        let cs = a.columnStride
+        let fullPanels = rows / mr, lastRows = rows - fullPanels * mr
+        let panelSize = mr * depth
+        for kk in 0..<depth {
+            let src = a.base + kk &* cs
+            for panel in 0..<fullPanels {
+                let from = src + panel &* mr, to = out + (panel &* panelSize &+ kk &* mr)
+                for v in 0..<(mr / width) { storeLane(loadLane(from + v &* width, as: Lane.self), to + v &* width) }
+            }
+            if lastRows > 0 {
+                let from = src + fullPanels &* mr, to = out + (fullPanels &* panelSize &+ kk &* mr)
+                for ii in 0..<lastRows { to[ii] = from[ii] }
+            }
+        }
+        return
+    }
     var dst = out
     var i0 = 0
     while i0 < rows {
         let h = min(mr, rows - i0)
-        if a.rowStride == 1 {
-            // Columns of A are contiguous (A is a transpose, e.g. dYᵀ): each k gives h consecutive values.
-            let cs = a.columnStride
-            let src = a.base + i0
-            if h == mr {
-                for kk in 0..<depth {
-                    for v in 0..<(mr / width) {
-                        storeLane(loadLane(src + (kk &* cs &+ v &* width), as: Lane.self), dst + (kk &* mr &+ v &* width))
-                    }
-                }
-            } else {
-                for kk in 0..<depth {
-                    for ii in 0..<h { dst[kk &* mr &+ ii] = src[kk &* cs &+ ii] }
-                }
-            }
-        } else if a.columnStride == 1 {
+        if a.columnStride == 1 {
             // Rows of A are contiguous: transpose square blocks of a lane's width in registers.
             let rs = a.rowStride
             var ii = 0
