@@ -115,7 +115,7 @@ bench-portable: deps
 bench-torch:
 	$(PYTHON) scripts/bench_torch.py $(ARGS)
 
-# Not part of CI (about 75 minutes on 2 cores for all 104 mutants): each mutant is a rebuild plus the tests that can
+# Not part of CI (about 75 minutes on 2 cores for all 105 mutants): each mutant is a rebuild plus the tests that can
 # see its module (README, "Mutation run").
 # MUTANTS (a make variable, exported to the script) selects mutants by id pattern.
 mutate: test-deps
