@@ -415,8 +415,9 @@ private func packPanelsA<V: KernelVariant>(_: V.Type, _ a: StridedMatrix, rows: 
     if a.rowStride == 1 {
         // Columns of A are contiguous (A is a transpose, e.g. dYᵀ): read A's columns one after the other (each a
         // sequential stream of `rows` values) and deal them out to the panels. Reading panel by panel instead
-        // took `mr` values from every column in turn, columns a layer's width apart: at a width of 1024 (8 KiB)
-        // those all fall in the same few cache sets, and the packing of dW's A went to L3 for every load.
+        // took `mr` values from every column in turn, columns a layer's width apart (8 KiB at 1024, so that all
+        // of them map to one set of a 32 KiB 8-way L1): perf put that packing at 9 % of the 1024 network's
+        // training step, and this one at 2.8 %.
         let cs = a.columnStride
         let fullPanels = rows / mr, lastRows = rows - fullPanels * mr
         let panelSize = mr * depth
