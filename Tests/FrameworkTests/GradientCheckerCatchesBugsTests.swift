@@ -6,28 +6,21 @@ import XCTest
 // names the element (module, tensor, index, analytical, numerical), and the Taylor certificate of that tensor
 // falls to order 1, while the tensors the bug leaves alone stay at order 2.
 
-/// Tanh whose backward has the wrong sign: dX = −dY·(1 − y²).
-private final class TanhWithWrongSign: Module {
-    private let tanh = Tanh()
-    var inputWidth: Int? { nil }
-    func outputWidth(forInputWidth width: Int) -> Int { width }
-    var description: String { "TanhWithWrongSign" }
-    func forward(_ input: Matrix) -> Matrix { tanh.forward(input) }
-    func backward(_ dOutput: Matrix) -> Matrix {
-        var dX = tanh.backward(dOutput)
-        for k in dX.elements.indices { dX.elements[k].negate() }
-        return dX
-    }
-}
-
-/// Tanh whose derivative is `factor`·(1 − y²): 1.01 is a derivative off by 1 %.
+/// Tanh whose derivative is `factor`·(1 − y²): 1.01 is a derivative off by 1 %, −1 the wrong sign
+/// (`wrongSign`).
 private final class TanhWithScaledDerivative: Module {
     private let tanh = Tanh()
     let factor: Double
-    init(factor: Double) { self.factor = factor }
+    let name: String
+    init(factor: Double, name: String? = nil) {
+        self.factor = factor
+        self.name = name ?? "TanhWithScaledDerivative(\(factor))"
+    }
+    /// dX = −dY·(1 − y²).
+    static var wrongSign: TanhWithScaledDerivative { TanhWithScaledDerivative(factor: -1, name: "TanhWithWrongSign") }
     var inputWidth: Int? { nil }
     func outputWidth(forInputWidth width: Int) -> Int { width }
-    var description: String { "TanhWithScaledDerivative(\(factor))" }
+    var description: String { name }
     func forward(_ input: Matrix) -> Matrix { tanh.forward(input) }
     func backward(_ dOutput: Matrix) -> Matrix {
         var dX = tanh.backward(dOutput)
@@ -91,7 +84,7 @@ final class GradientCheckerCatchesBugsTests: XCTestCase {
 
     func testCatchesTanhWithWrongSign() {
         let input = randomMatrix(3, 4, generator: &generator)
-        let report = GradientChecker().check(TanhWithWrongSign(), input: input, generator: &generator)
+        let report = GradientChecker().check(TanhWithScaledDerivative.wrongSign, input: input, generator: &generator)
         XCTAssertEqual(report.mismatches.count, 12, "every element of dInput is wrong")
         XCTAssertEqual(Set(report.mismatches.map(\.tensor)), ["dInput"])
         let first = report.mismatches[0]
