@@ -218,9 +218,9 @@ struct Report {
             lines.append("end to end: trace seconds of FrameworkEngine and of examples/engines/torch_engine.py (CommandEngine), "
                          + "as `compare` times them, same experiment and round 0, alternating, median of \(repetitions) repetitions; "
                          + "last test loss: of each engine's last run, which agree to the digits shown unless the training amplifies "
-                         + "their different rounding (the seeds network at batch 5 does from about epoch 200: `make run ARGS=\"--engine "
-                         + "torch='python3 examples/engines/torch_engine.py'\"` judges it \"pass, amplified\": "
-                         + "Framework moves about as far from itself when its initial parameters are nudged by one ulp)")
+                         + "their different rounding, as the seeds network's 300 epochs at batch 5 can; `make run ARGS=\"--engine "
+                         + "torch='python3 examples/engines/torch_engine.py'\"` tells amplified rounding (\"pass, amplified\") from a "
+                         + "real difference")
         }
         lines.append("PyTorch: \(pytorchSummary)")
         lines.append("peak RSS of the whole run (VmHWM): \(peakKiB.map(mebibytes) ?? "unknown"); "
