@@ -124,6 +124,8 @@ struct Report {
     var endToEnd: [EndToEndResult]
     /// Why the end-to-end rows are missing, when they are.
     var endToEndNote: String?
+    /// The end-to-end cases whose engine failed, "key: error" (bench then exits 2).
+    var endToEndFailures: [String] = []
     var peak: PeakResult?
     var shapeProducts: [ShapeProductResult]
     var products: [ProductResult]
@@ -169,6 +171,7 @@ struct Report {
             if !lines.isEmpty { lines.append("") }
             lines.append("end to end: \(endToEndNote)")
         }
+        for failure in endToEndFailures { lines.append("end to end \(failure): failed, no row") }
         if let peak {
             if !lines.isEmpty { lines.append("") }
             lines.append(peak.line)
@@ -306,6 +309,7 @@ struct Report {
                 }
             })
             if let endToEndNote { root["endToEndNote"] = .string(endToEndNote) }
+            if !endToEndFailures.isEmpty { root["endToEndFailures"] = .array(endToEndFailures.map { .string($0) }) }
             if let peak {
                 root["peak"] = jsonObject {
                     $0["gflopsPerCPUSecond"] = .number(peak.bestCPU)

@@ -68,6 +68,11 @@ struct BenchCommand: ParsableCommand {
         for key in selectedKeys ?? [] where !known.contains(key) {
             throw ValidationError("--only: unknown workload \(key); expected some of \(Workload.all.map(\.key).joined(separator: ", "))")
         }
+        if let torchEngine {
+            do { _ = try CommandEngine(specification: "pytorch=\(torchEngine)") } catch {
+                throw ValidationError("--torch-engine \(torchEngine): \(error)")
+            }
+        }
     }
 
     var selectedKeys: [String]? { only.map { $0.split(separator: ",").map(String.init) } }
@@ -161,6 +166,7 @@ struct BenchCommand: ParsableCommand {
         // End to end, as `compare` times it.
         var endToEndResults: [EndToEndResult] = []
         var endToEndNote: String? = nil
+        var endToEndFailures: [String] = []
         let cases = EndToEndCase.all(scale: scale).filter { selected($0.key) }
         let torchEngine = self.torchEngine ?? "\(python) examples/engines/torch_engine.py"
         if noEndToEnd {
@@ -181,10 +187,12 @@ struct BenchCommand: ParsableCommand {
                         print(result.line)
                     } catch {
                         fputs("bench: end to end \(test.key): \(error)\n", stderr)
+                        endToEndFailures.append("\(test.key): \(error)")
                     }
                 }
             } catch {
-                endToEndNote = "skipped: \(error)"
+                fputs("bench: end to end: \(error)\n", stderr)
+                endToEndFailures += cases.map { "\($0.key): \(error)" }
             }
         }
 
@@ -209,7 +217,8 @@ struct BenchCommand: ParsableCommand {
 
         let report = Report(build: build, pytorchSummary: pytorchSummary, pytorchMeasured: pytorchMeasured,
                             loadBefore: loadBefore, loadAfter: loadAverage(), workloads: rows, reference: !noReference,
-                            endToEnd: endToEndResults, endToEndNote: endToEndNote, peak: peak, shapeProducts: shapeProducts,
+                            endToEnd: endToEndResults, endToEndNote: endToEndNote, endToEndFailures: endToEndFailures,
+                            peak: peak, shapeProducts: shapeProducts,
                             products: products, peakKiB: statusKilobytes("VmHWM"), repetitions: repetitions, scale: scale)
         print()
         print(report.table)
@@ -221,6 +230,11 @@ struct BenchCommand: ParsableCommand {
                 throw ExitCode(1)
             }
             print("wrote \(path)")
+        }
+        // A --torch-engine that fails is bad input: the other figures are printed, and the exit status says it.
+        if !endToEndFailures.isEmpty {
+            fputs("bench: \(endToEndFailures.count) end-to-end case(s) failed (listed above), so their rows are missing\n", stderr)
+            throw ExitCode(2)
         }
     }
 }
