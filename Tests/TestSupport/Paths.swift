@@ -10,13 +10,19 @@ public enum TestPaths {
     public static var fixtures: URL { packageRoot.appendingPathComponent("fixtures") }
 
     /// The built `compare` executable, beside the test bundle in the build products folder.
-    public static var compareExecutable: URL {
+    public static var compareExecutable: URL { builtExecutable("compare") }
+
+    /// The built `bench` executable (`swift test` builds every product of the package).
+    public static var benchExecutable: URL { builtExecutable("bench") }
+
+    /// The executable `name` in the build products folder that holds the test bundle.
+    static func builtExecutable(_ name: String) -> URL {
         var folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         // On Linux arguments[0] is the .xctest binary in the products folder; tolerate a bundle layout too.
-        while !FileManager.default.fileExists(atPath: folder.appendingPathComponent("compare").path), folder.path != "/" {
+        while !FileManager.default.fileExists(atPath: folder.appendingPathComponent(name).path), folder.path != "/" {
             folder.deleteLastPathComponent()
         }
-        return folder.appendingPathComponent("compare")
+        return folder.appendingPathComponent(name)
     }
 }
 
