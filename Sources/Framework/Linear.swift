@@ -25,7 +25,7 @@ public final class Linear: Module {
     /// `Wᵀ` packed for the kernel, valid while `weight.version == packedVersion`: packed on the second forward
     /// with an unchanged weight (an evaluation in chunks), so that it is packed once per evaluation.
     private let packedWeight = PackedPanels()
-    private var packedVersion = -1, lastForwardVersion = -1
+    @exclusivity(unchecked) private var packedVersion = -1, lastForwardVersion = -1
 
     /// A layer from `in` inputs to `out` outputs, initialised by `initializer` from `generator`.
     public init(_ inWidth: Int, _ outWidth: Int, initializer: Initializer = .default,

@@ -6,9 +6,10 @@ public final class Parameter {
     public let name: String
     /// The current value. Every change counts up `version`.
     ///
-    /// (`@exclusivity(unchecked)` here and on the modules' and optimizers' buffers: Swift checks at run time
-    /// that two accesses to a class's stored property never overlap, which costs about a microsecond per step
-    /// of the seeds' network, 15 % at batch 5. These are only accessed one at a time, by straight-line code.)
+    /// (`@exclusivity(unchecked)` here, on `version`, on the modules' and optimizers' buffers and on the product
+    /// kernel's workspace: Swift checks at run time that two accesses to a class's stored property never
+    /// overlap, which costs about a microsecond per step of the seeds' network, 15 % at batch 5. These are only
+    /// accessed one at a time, by straight-line code.)
     @exclusivity(unchecked) public var value: Matrix {
         didSet { version &+= 1 }
     }
@@ -17,7 +18,7 @@ public final class Parameter {
     /// Counts the changes to `value` (any assignment or in-place update), so that a layer can tell whether
     /// what it derived from the value (Linear's packed weights) is still current, as PyTorch's tensor version
     /// counter does.
-    public private(set) var version = 0
+    @exclusivity(unchecked) public private(set) var version = 0
 
     public init(name: String, value: Matrix) {
         self.name = name

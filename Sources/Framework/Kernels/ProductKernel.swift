@@ -91,8 +91,9 @@ struct GrowingBuffer {
 /// product. At most `Blocking.depth × Blocking.columns` doubles for B (1 MiB) and `Blocking.rows ×
 /// Blocking.depth` for A (384 KiB), less for smaller products. Not thread-safe: one workspace per thread.
 public final class ProductWorkspace {
-    private var packedA = GrowingBuffer()
-    private var packedB = GrowingBuffer()
+    // (Unchecked exclusivity, as Parameter's properties: see there.)
+    @exclusivity(unchecked) private var packedA = GrowingBuffer()
+    @exclusivity(unchecked) private var packedB = GrowingBuffer()
 
     /// One tile of the widest variant, for tiles whose last vector reaches past C's columns.
     let edgeTile: UnsafeMutablePointer<Double>
@@ -118,10 +119,10 @@ public final class ProductWorkspace {
 /// block of `Blocking.columns` columns, for each block of `Blocking.depth` rows, its panels `nr` wide. A product
 /// given it reads the panels instead of packing, with the same arithmetic.
 final class PackedPanels {
-    private var storage = GrowingBuffer()
+    @exclusivity(unchecked) private var storage = GrowingBuffer()
     /// The shape packed, and the variant whose panel width was used.
-    private(set) var k = 0, n = 0
-    private(set) var variant: ObjectIdentifier? = nil
+    @exclusivity(unchecked) private(set) var k = 0, n = 0
+    @exclusivity(unchecked) private(set) var variant: ObjectIdentifier? = nil
 
     deinit { storage.release() }
 
