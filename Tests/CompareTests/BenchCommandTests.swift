@@ -37,8 +37,8 @@ final class BenchCommandTests: XCTestCase {
             (["--scale", "0"], "--scale 0"),
             (["--scale", "nan"], "--scale nan"),
             (["--only", "seeds-b7"], "seeds-b7"),
-            (["--torch-engine", "'unbalanced"], "--torch-engine"),
-            (["--torch-engine", ""], "--torch-engine"),
+            (["--torch-engine", "'unbalanced"], "--torch-engine 'unbalanced: a ' quote is not closed"),
+            (["--torch-engine", ""], "--torch-engine \"\": the command is empty"),
             (["--no-such-flag"], "--no-such-flag"),
         ]
         for c in cases {
@@ -48,6 +48,7 @@ final class BenchCommandTests: XCTestCase {
             XCTAssertEqual(result.status, 2, "bench \(c.arguments): \(result.stderr)")
             XCTAssertTrue(result.stderr.contains(c.named), "bench \(c.arguments) names \(c.named): \(result.stderr)")
             XCTAssertEqual(result.stdout, "", "bench \(c.arguments) ran nothing")
+            XCTAssertFalse(result.stderr.contains("--engine"), "bench \(c.arguments) speaks of its own flag: \(result.stderr)")
         }
     }
 
