@@ -6,10 +6,11 @@ public final class Parameter {
     public let name: String
     /// The current value. Every change counts up `version`.
     ///
-    /// (`@exclusivity(unchecked)` here, on `version`, on the modules' and optimizers' buffers and on the product
-    /// kernel's workspace: Swift checks at run time that two accesses to a class's stored property never
-    /// overlap, which costs about a microsecond per step of the seeds' network, 15 % at batch 5. These are only
-    /// accessed one at a time, by straight-line code.)
+    /// (`@exclusivity(unchecked)` here, on `version`, and on the stored state the training step touches in the
+    /// modules, the optimizers and the product kernel (its buffers, Linear's packed-weight versions): Swift checks
+    /// at run time that two accesses to a class's stored property never overlap, which costs about a microsecond
+    /// per step of the seeds' network, 15 % at batch 5. These are only accessed one at a time, by straight-line
+    /// code.)
     @exclusivity(unchecked) public var value: Matrix {
         didSet { version &+= 1 }
     }
