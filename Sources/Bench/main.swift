@@ -69,13 +69,11 @@ struct BenchCommand: ParsableCommand {
             throw ValidationError("--only: unknown workload \(key); expected some of \(Workload.all.map(\.key).joined(separator: ", "))")
         }
         if let torchEngine {
-            // Split as `CommandEngine` will split it, so that the message speaks of this flag, not of --engine.
-            let example = "expected a command line, e.g. \"python3 examples/engines/torch_engine.py\""
-            let words: [String]
-            do { words = try ShellWords.split(torchEngine) } catch let error as ShellWords.SplitError {
-                throw ValidationError("--torch-engine \(torchEngine): \(error.message); \(example)")
+            // The words `CommandEngine` will run, checked here so that the message speaks of this flag.
+            do { _ = try ShellWords.command(torchEngine) } catch let error as ShellWords.SplitError {
+                throw ValidationError("--torch-engine \"\(torchEngine)\": \(error.message); "
+                                      + "expected a command line, e.g. \"python3 examples/engines/torch_engine.py\"")
             }
-            guard !words.isEmpty else { throw ValidationError("--torch-engine \"\(torchEngine)\": the command is empty; \(example)") }
         }
     }
 

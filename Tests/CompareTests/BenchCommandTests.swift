@@ -43,7 +43,7 @@ final class BenchCommandTests: XCTestCase {
             (["--scale", "0"], "--scale 0"),
             (["--scale", "nan"], "--scale nan"),
             (["--only", "seeds-b7"], "seeds-b7"),
-            (["--torch-engine", "'unbalanced"], "--torch-engine 'unbalanced: a ' quote is not closed"),
+            (["--torch-engine", "'unbalanced"], "--torch-engine \"'unbalanced\": a ' quote is not closed"),
             (["--torch-engine", ""], "--torch-engine \"\": the command is empty"),
             (["--no-such-flag"], "--no-such-flag"),
         ]

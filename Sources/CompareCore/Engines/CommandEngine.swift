@@ -35,10 +35,9 @@ public struct CommandEngine: TrainingEngine, Sendable {
             throw EngineSpecificationError(message: "--engine \(specification): \"\(name)\" is a built-in engine's name; choose another")
         }
         let words: [String]
-        do { words = try ShellWords.split(command) } catch let error as ShellWords.SplitError {
+        do { words = try ShellWords.command(command) } catch let error as ShellWords.SplitError {
             throw EngineSpecificationError(message: "--engine \(name)=\(command): \(error.message)")
         }
-        guard !words.isEmpty else { throw EngineSpecificationError(message: "--engine \(name)=: the command is empty") }
         self.name = name
         self.arguments = words
         self.timeout = timeout
@@ -106,6 +105,13 @@ public struct EngineSpecificationError: Error, CustomStringConvertible {
 /// outside quotes a backslash keeps the next character. No variables, globs, pipes or redirections.
 public enum ShellWords {
     public struct SplitError: Error { public let message: String }
+
+    /// The words of a command to run: `split`, and a `SplitError` "the command is empty" when there are none.
+    public static func command(_ line: String) throws -> [String] {
+        let words = try split(line)
+        guard !words.isEmpty else { throw SplitError(message: "the command is empty") }
+        return words
+    }
 
     public static func split(_ line: String) throws -> [String] {
         var words: [String] = []
