@@ -42,7 +42,7 @@ COUNTING_MALLOC := $(foreach f,malloc calloc realloc memalign aligned_alloc posi
 BLAS_ENV := OPENBLAS_NUM_THREADS=1 $(if $(OPENBLAS_CORETYPE),OPENBLAS_CORETYPE=$(OPENBLAS_CORETYPE))
 RUN_FLAGS := $(if $(filter 1,$(NATIVE)),--scratch-path .build-native $(NATIVE_FLAGS))
 
-.PHONY: run test test-native deps test-deps sanitize fuzz bench bench-portable bench-torch mutate coverage
+.PHONY: run test test-native deps test-deps sanitize fuzz bench bench-portable bench-torch mutate coverage suite-build-flags
 
 deps:
 	@scripts/ensure-gsl.sh
@@ -58,8 +58,13 @@ run: deps
 	@$(BLAS_ENV) "$$($(SWIFT) build -c release $(RUN_FLAGS) --show-bin-path)/compare" $(ARGS)
 
 # Release with -enable-testing: the kernels are generic over their SIMD variant and the tests run all three
-# variants in one build, which a debug build would run unspecialised (tens of times slower).
-TEST_FLAGS := -c release -Xswiftc -enable-testing --disable-swift-testing
+# variants in one build, which a debug build would run unspecialised (tens of times slower). SUITE_BUILD_FLAGS is
+# the build alone; scripts/mutate.py and scripts/coverage.sh read it with `make -s suite-build-flags`.
+SUITE_BUILD_FLAGS := -c release -Xswiftc -enable-testing
+TEST_FLAGS := $(SUITE_BUILD_FLAGS) --disable-swift-testing
+
+suite-build-flags:
+	@echo $(SUITE_BUILD_FLAGS)
 
 test: test-deps
 	$(SWIFT) test $(TEST_FLAGS)

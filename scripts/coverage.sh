@@ -18,7 +18,9 @@ cd "$(dirname "$0")/.."
 
 SWIFT=${SWIFT:-swift}
 SCRATCH=${COVERAGE_SCRATCH:-.build-coverage}
-FLAGS=(-c release -Xswiftc -enable-testing --enable-code-coverage --scratch-path "$SCRATCH")
+# The suite's build as the Makefile declares it (SUITE_BUILD_FLAGS), instrumented.
+read -r -a SUITE_FLAGS <<< "$(make -s --no-print-directory suite-build-flags)"
+FLAGS=("${SUITE_FLAGS[@]}" --enable-code-coverage --scratch-path "$SCRATCH")
 TOOLCHAIN=$(dirname "$(readlink -f "$(command -v "$SWIFT")")")
 LLVM_COV=${LLVM_COV:-$TOOLCHAIN/llvm-cov}
 LLVM_PROFDATA=${LLVM_PROFDATA:-$TOOLCHAIN/llvm-profdata}

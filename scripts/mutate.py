@@ -22,7 +22,7 @@ How a run goes (the cost is in the build, so everything avoids rebuilding what d
      the working tree is copied over it (tracked and untracked files that git does not ignore, plus
      Package.resolved): the mutants are judged against the code as it is now, committed or not. Files whose
      content did not change keep their time stamps, so the scratch build stays incremental from run to run.
-  2. The unmutated tree is built (`swift build` with the Makefile's TEST_FLAGS: release, -enable-testing; plus
+  2. The unmutated tree is built (`swift build` with the Makefile's SUITE_BUILD_FLAGS: release, -enable-testing; plus
      -disable-cmo, see BUILD_FLAGS) and
      the tests are run once to learn which pass and how long each takes (cached by a hash of the tree). A test
      that fails on the unmutated tree is left out, and said so.
@@ -59,11 +59,13 @@ MUTANTS_DIR = os.path.join(ROOT, "mutants")
 SCRATCH = os.environ.get("MUTATE_SCRATCH") or os.path.join(tempfile.gettempdir(), "minidl-mutate")
 WORK = os.path.join(SCRATCH, "work")
 SWIFT = os.environ.get("SWIFT", "swift")
-# The Makefile's TEST_FLAGS (less --disable-swift-testing, a `swift test` option), plus -disable-cmo: without it the
-# release build's default cross-module optimisation copies small function bodies into Framework.swiftmodule, so a
-# one-line mutant changes the module file and every dependent target recompiles (about 2 minutes instead of 11 s).
-# CMO only decides what may be inlined across modules; it changes no result (Swift never contracts a·b + c).
-BUILD_FLAGS = ["-c", "release", "-Xswiftc", "-enable-testing", "-Xswiftc", "-disable-cmo"]
+# The suite's build as the Makefile declares it (SUITE_BUILD_FLAGS: `make test` without its `swift test` option),
+# plus -disable-cmo: without it the release build's default cross-module optimisation copies small function bodies
+# into Framework.swiftmodule, so a one-line mutant changes the module file and every dependent target recompiles
+# (about 2 minutes instead of 11 s). CMO only decides what may be inlined across modules; it changes no result
+# (Swift never contracts a·b + c).
+BUILD_FLAGS = subprocess.run(["make", "-s", "--no-print-directory", "-C", ROOT, "suite-build-flags"], check=True,
+                             capture_output=True, text=True).stdout.split() + ["-Xswiftc", "-disable-cmo"]
 
 # Test targets that can see each module (Package.swift), the module's own first.
 TARGETS_BY_MODULE = {
