@@ -194,7 +194,9 @@ final class OutsideEngineTests: XCTestCase {
     func testEngineSpecificationsAreChecked() throws {
         let experiment = try write("small.json", Self.small)
         for (specification, words) in [("no-equals-sign", ["expected NAME=COMMAND"]), ("framework=python3 x.py", ["built-in engine's name"]),
-                                       ("bad name=python3 x.py", ["must be 1 to 40 letters"]), ("quote=python3 'x.py", ["quote is not closed"])] {
+                                       ("bad name=python3 x.py", ["must be 1 to 40 letters"]), ("quote=python3 'x.py", ["quote is not closed"]),
+                                       ("empty=", ["--engine empty=", "the command is empty"]),
+                                       ("blank=   ", ["--engine blank=", "the command is empty"])] {
             let result = try compare(["--experiment", experiment, "--engine", specification])
             XCTAssertEqual(result.status, 2, "\(specification): \(result.stderr)")
             for word in words { XCTAssertTrue(result.stderr.contains(word), "\(specification): \(result.stderr)") }
