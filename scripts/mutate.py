@@ -6,6 +6,7 @@ tests, and report which bugs the suite catches.
     scripts/mutate.py 'sgd-*' kernel-pack  only the mutants whose id matches one of the patterns (make mutate MUTANTS=...)
     scripts/mutate.py --list               the mutants, one line each, and whether each applies; builds nothing
     scripts/mutate.py --check              exactly --list, but exits non-zero when a mutant does not apply
+    scripts/mutate.py --help               this text; any other option is an error (exit 2)
 
 A mutant is a spec, not a diff, so that it survives edits elsewhere in the file (mutants/README.md):
 
@@ -327,6 +328,13 @@ def judge(mutant, binary, seconds, killers):
 
 def main():
     args = sys.argv[1:]
+    if "-h" in args or "--help" in args:
+        print(__doc__)
+        return
+    unknown = [a for a in args if a.startswith("-") and a not in ("--list", "--check")]
+    if unknown:
+        print(f"mutate: unknown option {unknown[0]}; the options are --list, --check and --help (patterns are plain words)", file=sys.stderr)
+        sys.exit(2)
     listing = "--list" in args or "--check" in args
     patterns = [a for a in args if not a.startswith("--")] + os.environ.get("MUTANTS", "").split()
     mutants = load_mutants(patterns)
