@@ -331,12 +331,13 @@ def main():
     if "-h" in args or "--help" in args:
         print(__doc__)
         return
-    unknown = [a for a in args if a.startswith("-") and a not in ("--list", "--check")]
+    options = [a for a in args if a.startswith("-")]
+    unknown = [a for a in options if a not in ("--list", "--check")]
     if unknown:
         print(f"mutate: unknown option {unknown[0]}; the options are --list, --check and --help (patterns are plain words)", file=sys.stderr)
         sys.exit(2)
-    listing = "--list" in args or "--check" in args
-    patterns = [a for a in args if not a.startswith("--")] + os.environ.get("MUTANTS", "").split()
+    listing = bool(options)  # --list or --check
+    patterns = [a for a in args if a not in options] + os.environ.get("MUTANTS", "").split()
     mutants = load_mutants(patterns)
     if not mutants:
         sys.exit("mutate: no mutant matches " + " ".join(patterns))
