@@ -5,7 +5,7 @@ import Framework
 
 // `compare`: trains identical networks in Framework, Reference and any outside engine, and judges their parity.
 // Exit status: 0 parity holds, 1 parity fails, 2 bad input, usage, an engine that could not run, or an output
-// that could not be written.
+// that could not be written, 3 nothing fails but a round is unverified.
 
 /// An error the user caused (a bad file, flag or output path): one line on stderr, exit status 2.
 struct UsageFailure: Error, CustomStringConvertible {
@@ -19,9 +19,9 @@ struct CompareCommand: ParsableCommand {
         discussion: """
         Every round of every experiment is trained from the same data, initial parameters and batch order in Framework (pure Swift), in Reference (GSL BLAS, the referee) and in every outside engine given with --engine; each engine's per-epoch losses and accuracies are judged against the referee's.
 
-        Parity: every epoch's train and test loss agree within |a − b| ≤ atol + rtol·max(|a|, |b|), and the accuracies within --accuracy-tolerance. From epoch 1 on, a larger loss difference still passes while it stays within --amplification times the run's own sensitivity to rounding (Framework against itself from initial parameters nudged by one ulp, the shadow); the report then says from which epoch the trajectories separated. When both engines diverge (NaN or infinite loss) at the same epoch and batch that is parity too; one diverging alone is a failure.
+        The verdict rests on replay: the referee recomputes every step and every epoch each engine gives from the engine's own state (Framework: every step; an outside engine: the steps and per-epoch parameters its trace holds), each tensor within a tolerance derived from that one computation, and recomputes every epoch's evaluation from the engine's parameters. Free-running curves are compared too, up to the comparability horizon (where Framework's one-ulp shadow parts from it): every epoch's train and test loss within |a − b| ≤ atol + rtol·max(|a|, |b|), accuracies within --accuracy-tolerance. Past the horizon a round with nothing replayed is unverified. docs/verdict.md has the rule.
 
-        Exit status: 0 when parity holds in every round, 1 when it fails, 2 for bad input or usage, an engine that could not run, or an output that could not be written.
+        Exit status: 0 when parity holds in every round, 1 when it fails, 2 for bad input or usage, an engine that could not run, or an output that could not be written, 3 when nothing failed but a round is unverified (past its horizon, an engine gave neither steps nor per-epoch parameters to replay).
         """,
         version: BuildInfo.current.description,
         subcommands: [Run.self, Check.self, Locate.self, Gradcheck.self, Export.self, Merge.self, Record.self],
@@ -104,10 +104,7 @@ struct ToleranceOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Absolute tolerance on losses, 0 to 1e-6.") var atol: Double = Tolerances().atol
     @Option(parsing: .unconditional, help: "Largest accepted difference of accuracies (fractions), 0 to 0.01.")
     var accuracyTolerance: Double = Tolerances().accuracy
-    @Option(parsing: .unconditional, help: "From epoch 1, accept loss differences up to this many times the one-ulp shadow's, 0 to 1e6 (0: never).")
-    var amplification: Double = Tolerances().amplification
-
-    var tolerances: Tolerances { Tolerances(rtol: rtol, atol: atol, accuracy: accuracyTolerance, amplification: amplification) }
+    var tolerances: Tolerances { Tolerances(rtol: rtol, atol: atol, accuracy: accuracyTolerance) }
 
     func validate() throws {
         if let problem = tolerances.rangeProblem { throw ValidationError(problem) }
@@ -211,7 +208,7 @@ func runAndReport(_ request: RunRequest, outputs: OutputRequest, traceFolder: St
         throw UsageFailure(description: "\(error)")
     }
     let report = result.report
-    let verdict = "the run's verdict was \(report.passed ? "PASS" : "FAIL") (parity in \(report.rounds.filter(\.passed).count) of \(report.rounds.count) rounds)"
+    let verdict = "the run's verdict was \(report.status.rawValue.uppercased()) (parity in \(report.rounds.filter(\.passed).count) of \(report.rounds.count) rounds)"
     do {
         _ = try writeOutputs(result, outputs)
     } catch let error as OutputError {
@@ -222,7 +219,12 @@ func runAndReport(_ request: RunRequest, outputs: OutputRequest, traceFolder: St
     } catch let failure as OutputFailure {
         throw OutputFailure(description: "\(failure.description); \(verdict)")
     }
-    return report.passed ? 0 : 1
+    return report.status.exitStatus
+}
+
+extension VerdictStatus {
+    /// 0 pass, 1 fail, 3 unverified (2 is bad input).
+    var exitStatus: Int32 { self == .pass ? 0 : self == .fail ? 1 : 3 }
 }
 
 extension CompareCommand {
@@ -263,7 +265,7 @@ extension CompareCommand {
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Judge stored traces (any engine's, docs/trace-format.md) against Reference and Framework on their experiments.",
-            discussion: "Each trace is judged against the experiment its \"experiment\" field names, round 0 of that file (an exported round), with the same rule and tolerances as `compare run`. Exit status 0 when every trace has parity, 1 when one does not, 2 for a bad file.")
+            discussion: "Each trace is judged against the experiment its \"experiment\" field names, round 0 of that file (an exported round), with the same rule and tolerances as `compare run`. Exit status 0 when every trace has parity, 1 when one does not, 2 for a bad file, 3 when nothing differs but part of a run could not be verified.")
 
         @Option(name: .customLong("experiment"), help: ArgumentHelp("An experiment file, e.g. one written by `compare export` (repeatable).", valueName: "FILE"))
         var experiments: [String] = []
@@ -302,7 +304,7 @@ extension CompareCommand {
             discussion: """
             Takes the inputs of `run` and `check` (a suite or experiment files, --engine, --trace). For the first failing round of each experiment, the referee replays every step of the failing engine from that engine's own state and compares the tensors in computation order (outputs, loss, gradients, optimizer state, parameters), each within a tolerance derived from the computation (a few ulp times the magnitude of what is summed). It reports the first tensor beyond it, recomputes that one operation from the engine's own inputs to tell a local fault from a propagated one, and runs the referee once per well-known convention variant to name the one the engine reproduces. Outside engines are asked for their steps with "trace": {"steps": K}. `run` and `check` do the same for failing rounds (--no-locate to skip).
 
-            Exit status: 0 when every engine agrees with Reference (nothing to locate), 1 when one differs, 2 for bad input or an engine that could not run.
+            Exit status: 0 when every engine agrees with Reference (nothing to locate), 1 when one differs, 2 for bad input or an engine that could not run, 3 when nothing differs but part of a run could not be verified.
             """)
 
         @OptionGroup var experiment: ExperimentOptions
@@ -416,14 +418,14 @@ extension CompareCommand {
                 try output.request.plan(experiments: merged.experiments.map(\.name), into: &plan)
                 try plan.prepare()
             } catch let error as OutputError { throw UsageFailure(description: "\(error)") }
-            let verdict = "the merged verdict was \(merged.passed ? "PASS" : "FAIL")"
+            let verdict = "the merged verdict was \(merged.status.rawValue.uppercased())"
             do { _ = try writeOutputs(RunResult(report: merged), output.request) } catch let error as OutputError {
                 throw OutputFailure(description: "\(error); \(verdict)")
             }
             do { try writeStandardOutput(textReport(merged) + "\n") } catch let failure as OutputFailure {
                 throw OutputFailure(description: "\(failure.description); \(verdict)")
             }
-            throw ExitCode(merged.passed ? 0 : 1)
+            throw ExitCode(merged.status.exitStatus)
         }
     }
 

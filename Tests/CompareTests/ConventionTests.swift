@@ -50,19 +50,20 @@ final class ConventionTests: XCTestCase {
         (adam, ["adam-eps-inside-sqrt", "adam-no-bias-correction", "adamw-decoupled"]),
     ]
 
-    /// Round 0 of `experiment` and its rounding sensitivity (Framework against its one-ulp shadow), as `compare`
+    /// Round 0 of `experiment` and its comparability horizon (Framework against its one-ulp shadow), as `compare`
     /// would give the fingerprint.
-    func round(_ experiment: Experiment) throws -> (round: MaterializedRound, sensitivity: [Int: Double]) {
+    func round(_ experiment: Experiment) throws -> (round: MaterializedRound, horizon: Int?) {
         let round = MaterializedRound(experiment, round: 0)
         let framework = try FrameworkEngine().train(round), shadow = try FrameworkEngine(nudged: true).train(round)
-        return (round, roundingSensitivity(framework: (framework.epochs, framework.divergence), shadow: (shadow.epochs, shadow.divergence)))
+        return (round, comparabilityHorizon(framework: (framework.epochs, framework.divergence), shadow: (shadow.epochs, shadow.divergence),
+                                            tolerances: Tolerances()).horizon)
     }
 
     /// The fingerprint of `planted_engine.py VARIANT` on round 0 of `experiment`.
-    func plantedFingerprint(_ variant: String, _ round: MaterializedRound, _ sensitivity: [Int: Double]) throws -> ConventionFingerprint {
+    func plantedFingerprint(_ variant: String, _ round: MaterializedRound, _ horizon: Int?) throws -> ConventionFingerprint {
         let engine = try CommandEngine(specification: "planted=python3 \(Self.plantedEngine) \(variant)").train(round)
         return try conventionFingerprint(engine: engine, round: round, refereeInitialParameters: round.initialParameters,
-                                         sensitivity: sensitivity, tolerances: Tolerances())
+                                         horizon: horizon, tolerances: Tolerances())
     }
 
     /// "mse-sum 0 (matched), ce-sum 0.31, …".
@@ -79,10 +80,10 @@ final class ConventionTests: XCTestCase {
     /// For every catalogued id, the planted engine's trace is matched by that variant and no closer one.
     func testEveryPlantedConventionIsNamed() throws {
         for (experiment, ids) in Self.tested {
-            let (round, sensitivity) = try round(experiment)
+            let (round, horizon) = try round(experiment)
             for id in ids {
                 XCTAssertTrue(Conventions.catalogue.first { $0.id == id }!.applies(to: experiment, round: round), "\(experiment.name): \(id)")
-                let fingerprint = try plantedFingerprint(id, round, sensitivity)
+                let fingerprint = try plantedFingerprint(id, round, horizon)
                 XCTAssertEqual(fingerprint.best?.id, id, "\(experiment.name), planted \(id): candidates \(describe(fingerprint))")
                 // Rounding alone: ≤ 10⁻¹³ (measured ≤ 1.4·10⁻¹⁵), the bound Conventions.swift's step rule assumes.
                 XCTAssertLessThan(fingerprint.best?.maxDifference ?? 1, 1e-13, "\(experiment.name), planted \(id)")
@@ -92,9 +93,9 @@ final class ConventionTests: XCTestCase {
 
     /// Bugs outside the catalogue: a tanh derivative 1 % off, an MSE gradient over rows with the value right.
     func testBugsOutsideTheCatalogueMatchNothing() throws {
-        let (round, sensitivity) = try round(Self.momentum)
+        let (round, horizon) = try round(Self.momentum)
         for bug in ["tanh-derivative-off-by-1-percent", "mse-gradient-over-rows"] {
-            let fingerprint = try plantedFingerprint(bug, round, sensitivity)
+            let fingerprint = try plantedFingerprint(bug, round, horizon)
             XCTAssertNil(fingerprint.best, "planted \(bug): candidates \(describe(fingerprint))")
             XCTAssertEqual(fingerprint.candidates.count, 13, describe(fingerprint))
         }
@@ -104,8 +105,8 @@ final class ConventionTests: XCTestCase {
     /// nothing matches, so the fingerprint cannot match by default.
     func testTheUnplantedEngineMatchesNoVariant() throws {
         for experiment in [Self.momentum, Self.nesterov, Self.adam] {
-            let (round, sensitivity) = try round(experiment)
-            let fingerprint = try plantedFingerprint("none", round, sensitivity)
+            let (round, horizon) = try round(experiment)
+            let fingerprint = try plantedFingerprint("none", round, horizon)
             XCTAssertNil(fingerprint.best, "\(experiment.name): candidates \(describe(fingerprint))")
             // With steps, 10⁴ above the step rule's 10⁻⁹ (smallest measured: adam-eps-inside-sqrt, 4.4·10⁻⁴); without,
             // 10³ above the loss rtol 10⁻¹¹ (smallest measured: tanh-derivative-from-input on nesterov, 1.0·10⁻⁷,
@@ -123,7 +124,7 @@ final class ConventionTests: XCTestCase {
         func fingerprint(_ experiment: Experiment) throws -> ConventionFingerprint {
             let round = MaterializedRound(experiment, round: 0)
             return try conventionFingerprint(engine: try FrameworkEngine().train(round), round: round,
-                                             refereeInitialParameters: round.initialParameters, sensitivity: nil, tolerances: Tolerances())
+                                             refereeInitialParameters: round.initialParameters, horizon: nil, tolerances: Tolerances())
         }
         func assertSkipped(_ fingerprint: ConventionFingerprint, _ ids: [String], file: StaticString = #filePath, line: UInt = #line) {
             XCTAssertEqual(fingerprint.skipped, ids, file: file, line: line)
@@ -156,7 +157,7 @@ final class ConventionTests: XCTestCase {
             weight.elements[3] += relative * scale
             engine.steps[1].tensors[TensorName.weight(0)] = .matrix(weight)
             let fingerprint = try conventionFingerprint(engine: engine, round: round, refereeInitialParameters: round.initialParameters,
-                                                        sensitivity: nil, tolerances: Tolerances())
+                                                        horizon: nil, tolerances: Tolerances())
             return fingerprint.candidates.first { $0.id == ema.id }
         }
         let exact = try XCTUnwrap(try candidate(nudgedBy: 0))

@@ -59,19 +59,17 @@ final class DivergenceParityTests: XCTestCase {
                        "both engines diverged, at different steps: framework at epoch 2, batch 7; reference at epoch 2, batch 8")
     }
 
-    /// The allowance for amplified rounding covers loss differences, not a run that stops: after the
-    /// trajectories separated (within 1000× the shadow's difference), one engine diverging still fails.
-    /// (The traces agree at epoch 0, where no allowance applies: nothing has been amplified before any update.)
-    func testOneDivergingAfterSeparationStillFails() {
-        let framework = epochs(3), reference = epochs(3, scale: 1 + 1e-7, from: 1), shadow = epochs(4, scale: 1 + 1e-9, from: 1)
-        let separated = compareTraces((framework, nil), with: (reference, nil),
-                                      shadow: (shadow, nil), tolerances: Tolerances())
-        XCTAssertEqual(separated.separatedAt, 1, "the shadow's difference covers this one")
-
-        let parity = compareTraces((framework, divergence(3, 2)), with: (epochs(4, scale: 1 + 1e-7, from: 1), nil),
-                                   shadow: (shadow, nil), tolerances: Tolerances())
-        XCTAssertEqual(parity.separatedAt, 1)
+    /// Before the horizon, one engine diverging fails; past it, a different divergence is reported, and judged by
+    /// the replay (which, without one, leaves the round unverified, `judge`).
+    func testOneDivergingFailsBeforeTheHorizon() {
+        let framework = epochs(3), shadow = epochs(4, scale: 1 + 1e-9, from: 1)
+        let parity = compareTraces((framework, divergence(3, 2)), with: (epochs(4), nil), tolerances: Tolerances())
         XCTAssertFalse(parity.passed)
         XCTAssertEqual(parity.reason, "only one engine diverged: framework at epoch 3, batch 2; reference did not diverge")
+        let past = compareTraces((framework, divergence(3, 2)), with: (epochs(4, scale: 1 + 1e-7, from: 1), nil),
+                                 shadow: (shadow, nil), tolerances: Tolerances())
+        XCTAssertEqual(past.horizon, 1)
+        XCTAssertTrue(past.passed, "past the horizon nothing free-running is judged: \(past.reason)")
+        XCTAssertEqual(past.divergence, "framework at epoch 3, batch 2; reference did not diverge")
     }
 }

@@ -113,7 +113,7 @@ final class EngineParityTests: XCTestCase {
         ]
         let optimizers: [OptimizerSpec] = [.sgd(SGDSpec(lr: 0.1)), .sgd(SGDSpec(lr: 0.05, momentum: 0.9, nesterov: true)),
                                            .adam(AdamSpec(lr: 0.01, weightDecay: 0.001))]
-        let tolerances = Tolerances(rtol: 1e-12, atol: 1e-15, accuracy: 0, amplification: 0)
+        let tolerances = Tolerances(rtol: 1e-12, atol: 1e-15, accuracy: 0)
         var worst = 0.0, runs = 0
         for (loss, layers) in architectures {
             for optimizer in optimizers {

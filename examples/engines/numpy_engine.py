@@ -5,8 +5,10 @@
 
 It reads an experiment file (README, "Experiment files") with explicit data and explicit initial weights,
 such as the files `compare export` writes, trains the network exactly as PyTorch would (README,
-"Conventions"), and writes a version-1 trace (docs/trace-format.md). With it, `compare` can judge this
-engine against the others:
+"Conventions"), and writes a version-2 trace (docs/trace-format.md): the evaluation after every epoch,
+the tensors of the first K steps when the experiment asks for them (`"trace": {"steps": K}`), and the
+parameters with the optimizer's state after every epoch when it asks for those (`"trace": {"epochParameters":
+true}`). With it, `compare` can judge this engine against the others:
 
     compare run --engine numpy="python3 examples/engines/numpy_engine.py" --experiment EXPERIMENT.json
 
@@ -339,8 +341,11 @@ class SGD:
         p.value = p.value - self.lr * g
 
     def state(self, p):
-        """The optimizer state of `p` for the trace: {"momentum": b} when there is momentum."""
-        return {"momentum": self.buffers[p.name]} if self.momentum != 0 else {}
+        """The optimizer state of `p` for the trace: {"momentum": b} when there is momentum, and {} before the
+        first update (the buffer is created by it)."""
+        if self.momentum == 0 or p.name not in self.buffers:
+            return {}
+        return {"momentum": self.buffers[p.name]}
 
 
 class Adam:
@@ -382,7 +387,9 @@ class Adam:
         return step_size * m / denominator
 
     def state(self, p):
-        """{"m": m, "v": v} of `p`, for the trace."""
+        """{"m": m, "v": v} of `p`, for the trace; {} before the first update (m and v are still 0)."""
+        if p.name not in self.m:
+            return {}
         return {"m": self.m[p.name], "v": self.v[p.name]}
 
 
@@ -418,12 +425,29 @@ def evaluate(model, loss, data):
     return float(loss.value(outputs, data["targets"])), accuracy(outputs, data["targets"])
 
 
-def evaluation(epoch, model, loss, experiment):
-    """The trace's entry for `epoch`: loss and accuracy on the whole train set and the whole test set."""
+def evaluation(epoch, model, loss, optimizer, experiment):
+    """The trace's entry for `epoch`: loss and accuracy on the whole train set and the whole test set, and,
+    when the experiment asks for them (`"trace": {"epochParameters": true}`), the parameters and optimizer
+    state these losses were computed with (taken here, so that they cannot be those of another moment)."""
     train_loss, train_accuracy = evaluate(model, loss, experiment["train"])
     test_loss, test_accuracy = evaluate(model, loss, experiment["test"])
-    return {"epoch": epoch, "trainLoss": train_loss, "testLoss": test_loss,
-            "trainAccuracy": train_accuracy, "testAccuracy": test_accuracy}
+    entry = {"epoch": epoch, "trainLoss": train_loss, "testLoss": test_loss,
+             "trainAccuracy": train_accuracy, "testAccuracy": test_accuracy}
+    if experiment["epochParameters"]:
+        entry["parameters"] = checkpoint(model, optimizer)
+    return entry
+
+
+def checkpoint(model, optimizer):
+    """Every parameter and its optimizer state now, under the names of docs/trace-format.md ("layers[0].weight",
+    "layers[0].weight.m", …), converted at once: later updates change the arrays. Before the first update the
+    optimizer has no state yet, so there are only the parameters."""
+    tensors = {}
+    for p in model.parameters():
+        tensors[p.name] = json_ready(p.value)
+        for suffix, tensor in optimizer.state(p).items():
+            tensors[f"{p.name}.{suffix}"] = json_ready(tensor)
+    return tensors
 
 
 def train_step(model, loss, optimizer, x, y, recorder=None):
@@ -456,7 +480,7 @@ def train(experiment, recorder):
     loss = LOSSES[experiment["loss"]]
     optimizer = make_optimizer(experiment["optimizer"])
     train_set = experiment["train"]
-    epochs = [evaluation(0, model, loss, experiment)]
+    epochs = [evaluation(0, model, loss, optimizer, experiment)]
     for epoch in range(1, experiment["epochs"] + 1):
         for batch, rows in batches(epoch_order(experiment, epoch), experiment["batchSize"]):
             recording = recorder.begin(epoch, batch)
@@ -464,7 +488,7 @@ def train(experiment, recorder):
             value = train_step(model, loss, optimizer, x, y, recorder if recording else None)
             if not math.isfinite(value):
                 return model, epochs, {"epoch": epoch, "batch": batch, "loss": value}
-        epochs.append(evaluation(epoch, model, loss, experiment))
+        epochs.append(evaluation(epoch, model, loss, optimizer, experiment))
     return model, epochs, None
 
 
@@ -500,10 +524,7 @@ class StepRecorder:
                 self.put(f"layers[{i}].dBias", layer.bias.grad)
 
     def update(self, model, optimizer):
-        for p in model.parameters():
-            self.put(p.name, p.value)
-            for suffix, tensor in optimizer.state(p).items():
-                self.put(f"{p.name}.{suffix}", tensor)
+        self.steps[-1]["tensors"].update(checkpoint(model, optimizer))   # the parameters and state after the step
 
 
 def run(experiment):
@@ -515,7 +536,7 @@ def run(experiment):
     seconds = time.perf_counter() - start
     trace = {
         "format": "minidl-trace",
-        "version": 1,
+        "version": 2,
         "experiment": experiment["name"],
         "engine": engine_description(),
         "epochs": json_ready(epochs),
@@ -843,11 +864,13 @@ def read_experiment(file):
         read.fail("training.shuffle", "true without training.orders, and this engine has no random generator: "
                   "export the experiment first with `compare export`, which writes the orders of every epoch")
 
-    # trace: the tensors of the first K steps
+    # trace: the tensors of the first K steps, and the parameters after every epoch
     experiment["traceSteps"] = None
+    experiment["epochParameters"] = False
     if "trace" in root:
-        trace = read.object(root["trace"], "trace", ["steps"])
+        trace = read.object(root["trace"], "trace", ["steps", "epochParameters"])
         experiment["traceSteps"] = read.integer(trace.get("steps", 0), "trace.steps", 0)
+        experiment["epochParameters"] = read.boolean(trace.get("epochParameters", False), "trace.epochParameters")
     return experiment
 
 

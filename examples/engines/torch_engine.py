@@ -7,7 +7,9 @@ The network is torch.nn (Linear, ReLU, Tanh, Sigmoid, LeakyReLU, GELU(approximat
 torch.nn's (MSELoss, L1Loss, BCELoss, CrossEntropyLoss on the argmax of each target row), the optimizers are
 torch.optim.SGD and torch.optim.Adam, and autograd computes every gradient. Evaluation runs under
 torch.no_grad(). The tensors of the first steps (the experiment's `"trace": {"steps": K}`) come from forward
-hooks, retain_grad() and the optimizer's own state (momentum_buffer, exp_avg, exp_avg_sq).
+hooks, retain_grad() and the optimizer's own state (momentum_buffer, exp_avg, exp_avg_sq); so do the
+parameters and state written with every epoch's evaluation (`"trace": {"epochParameters": true}`). The trace
+is version 2 (docs/trace-format.md).
 
 Reading the experiment file and writing the trace are numpy_engine.py's (same folder): both engines take the
 same input and give the same kind of output (docs/trace-format.md); only the training differs.
@@ -97,8 +99,9 @@ def accuracy(outputs, targets):
     return int(right.sum().item()) / len(outputs)
 
 
-def evaluation(epoch, model, loss, sets):
-    """Loss and accuracy on the whole train and test sets, without building a graph."""
+def evaluation(epoch, model, loss, optimizer, sets, epoch_parameters):
+    """Loss and accuracy on the whole train and test sets, without building a graph; with `epoch_parameters`
+    (`"trace": {"epochParameters": true}`), also the parameters and optimizer state they were computed with."""
     entry = {"epoch": epoch}
     with torch.no_grad():
         for part in ("train", "test"):
@@ -106,7 +109,29 @@ def evaluation(epoch, model, loss, sets):
             outputs = model(inputs)
             entry[f"{part}Loss"] = loss(outputs, targets).item()
             entry[f"{part}Accuracy"] = accuracy(outputs, targets)
+    if epoch_parameters:
+        entry["parameters"] = checkpoint(model, optimizer)
     return entry
+
+
+def checkpoint(model, optimizer):
+    """Every linear layer's weight and bias and their optimizer state now, under the names of
+    docs/trace-format.md, as lists (copies: optimizer.step() changes the tensors in place). The state is
+    created by the first step, so before it there are only the parameters."""
+    tensors = {}
+    for i, module in enumerate(model):
+        if not isinstance(module, nn.Linear):
+            continue
+        for kind, parameter in (("weight", module.weight), ("bias", module.bias)):
+            name = f"layers[{i}].{kind}"
+            tensors[name] = parameter.tolist()
+            state = optimizer.state.get(parameter, {})   # .get: looking must not create an entry
+            if state.get("momentum_buffer") is not None:
+                tensors[f"{name}.momentum"] = state["momentum_buffer"].tolist()
+            if "exp_avg" in state:
+                tensors[f"{name}.m"] = state["exp_avg"].tolist()
+                tensors[f"{name}.v"] = state["exp_avg_sq"].tolist()
+    return numpy_engine.json_ready(tensors)
 
 
 class StepRecorder:
@@ -151,18 +176,7 @@ class StepRecorder:
                 self.put(f"layers[{i}].dBias", module.bias.grad)
 
     def update(self, optimizer):
-        for i, module in enumerate(self.model):
-            if not isinstance(module, nn.Linear):
-                continue
-            for kind, parameter in (("weight", module.weight), ("bias", module.bias)):
-                name = f"layers[{i}].{kind}"
-                self.put(name, parameter)
-                state = optimizer.state[parameter]
-                if state.get("momentum_buffer") is not None:
-                    self.put(f"{name}.momentum", state["momentum_buffer"])
-                if "exp_avg" in state:
-                    self.put(f"{name}.m", state["exp_avg"])
-                    self.put(f"{name}.v", state["exp_avg_sq"])
+        self.steps[-1]["tensors"].update(checkpoint(self.model, optimizer))   # the parameters and state after the step
 
 
 def train(experiment, model, loss, optimizer, recorder):
@@ -172,7 +186,7 @@ def train(experiment, model, loss, optimizer, recorder):
             for part in ("train", "test")}
     train_inputs, train_targets = sets["train"]
     count, batch_size = len(train_inputs), experiment["batchSize"]
-    epochs = [evaluation(0, model, loss, sets)]
+    epochs = [evaluation(0, model, loss, optimizer, sets, experiment["epochParameters"])]
     for epoch in range(1, experiment["epochs"] + 1):
         order = (torch.from_numpy(experiment["orders"][epoch - 1]) if experiment["orders"] is not None
                  else torch.arange(count))
@@ -198,7 +212,7 @@ def train(experiment, model, loss, optimizer, recorder):
             if recording:
                 recorder.update(optimizer)
         recorder.active = False
-        epochs.append(evaluation(epoch, model, loss, sets))
+        epochs.append(evaluation(epoch, model, loss, optimizer, sets, experiment["epochParameters"]))
     return epochs, None
 
 
@@ -214,7 +228,7 @@ def run(experiment):
     seconds = time.perf_counter() - start
     trace = {
         "format": "minidl-trace",
-        "version": 1,
+        "version": 2,
         "experiment": experiment["name"],
         "engine": f"torch {torch.__version__} float64, 1 thread (examples/engines/torch_engine.py)",
         "epochs": numpy_engine.json_ready(epochs),

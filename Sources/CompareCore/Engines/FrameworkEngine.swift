@@ -129,7 +129,7 @@ final class StepRecorder {
     init(trainer: Trainer, rows: Int, limit: Int, onStep: ((TraceStep) -> Void)? = nil) {
         self.limit = limit
         self.onStep = onStep
-        batchesPerEpoch = trainer.dropLast ? max(rows / trainer.batchSize, 1) : (rows + trainer.batchSize - 1) / trainer.batchSize
+        batchesPerEpoch = trainer.dropLast ? max(rows / trainer.batchSize, 1) : ceilingDivision(rows, trainer.batchSize)
     }
 
     var recording: Bool { taken < limit }

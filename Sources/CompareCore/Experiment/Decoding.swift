@@ -91,9 +91,8 @@ private extension Experiment {
 private extension TraceRequest {
     init(node: JSONNode) throws {
         let members = try node.members()
-        try members.allowOnly(["steps"], in: "trace")
-        let steps = try members.required("steps", "missing: trace asks for the first K optimizer steps, {\"steps\": K}").integer()
-        self.init(steps: steps)
+        try members.allowOnly(["steps", "epochParameters"], in: "trace")
+        self.init(steps: try members["steps"]?.integer() ?? 0, epochParameters: try members["epochParameters"]?.bool() ?? false)
     }
 }
 

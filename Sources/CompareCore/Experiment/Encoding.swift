@@ -16,7 +16,9 @@ extension Experiment {
             ("optimizer", optimizer.jsonValue),
             ("training", training.jsonValue),
         ]
-        if let trace { members.append(("trace", .object([("steps", .integer(trace.steps))]))) }
+        if let trace {
+            members.append(("trace", .object([("steps", .integer(trace.steps))] + (trace.epochParameters ? [("epochParameters", .bool(true))] : []))))
+        }
         return .object(members)
     }
 

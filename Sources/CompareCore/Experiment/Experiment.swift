@@ -55,13 +55,18 @@ public struct Experiment: Equatable, Sendable {
     }
 }
 
-/// `"trace": {"steps": K}`: the tensors of the first K optimizer steps (docs/trace-format.md).
+/// `"trace": {"steps": K, "epochParameters": true}`: the tensors of the first K optimizer steps, and the
+/// parameters and optimizer state after every epoch (docs/trace-format.md).
 public struct TraceRequest: Equatable, Sendable {
-    /// Optimizer steps to record, counted across epochs, ≥ 0.
+    /// Optimizer steps to record, counted across epochs, ≥ 0. Default 0.
     public var steps: Int
+    /// Ask for every epoch's parameters and optimizer state (trace version 2), so that the referee can replay
+    /// each epoch from the engine's own state (docs/verdict.md). Default false.
+    public var epochParameters: Bool
 
-    public init(steps: Int) {
+    public init(steps: Int = 0, epochParameters: Bool = false) {
         self.steps = steps
+        self.epochParameters = epochParameters
     }
 }
 

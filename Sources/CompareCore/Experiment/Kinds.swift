@@ -158,6 +158,8 @@ public protocol OptimizerConfiguration: Sendable, Hashable {
     /// The error bounds of one update (Judgement/StepBounds.swift): of each state it keeps and of the
     /// parameter after it.
     func updateBounds(_ update: UpdateBoundsInput) -> UpdateBounds
+    /// The states it keeps per parameter, by their trace names (`TensorName.states`).
+    var stateNames: [String] { get }
 }
 
 /// Stochastic gradient descent with PyTorch's conventions (`torch.optim.SGD`; Framework's `SGD` documents the
@@ -193,6 +195,9 @@ public struct SGDSpec: OptimizerConfiguration {
     public var reference: ReferenceOptimizer {
         .sgd(lr: lr, momentum: momentum, dampening: dampening, nesterov: nesterov, weightDecay: weightDecay)
     }
+
+    /// The momentum buffer, when there is momentum.
+    public var stateNames: [String] { momentum != 0 ? ["momentum"] : [] }
 }
 
 /// Adam (Kingma & Ba 2015) as `torch.optim.Adam`, with bias correction and L2 weight decay added to the
@@ -228,6 +233,9 @@ public struct AdamSpec: OptimizerConfiguration {
     public var reference: ReferenceOptimizer {
         .adam(lr: lr, beta1: beta1, beta2: beta2, eps: eps, weightDecay: weightDecay)
     }
+
+    /// The first and second moments.
+    public var stateNames: [String] { ["m", "v"] }
 }
 
 /// The experiment's optimizer: any `OptimizerConfiguration`. Default `.sgd(SGDSpec())`.
@@ -293,7 +301,7 @@ enum InitializationName {
 /// --print-dictionary`).
 public var experimentFormatWords: [String] {
     var words = ExperimentKeys.top + ExperimentKeys.linear + ExperimentKeys.training + ExperimentKeys.dataKinds
-        + ["inputs", "targets", "layers", "steps", "uniform", "default", "xavier", "type", "normalize"]
+        + ["inputs", "targets", "layers", "steps", "epochParameters", "uniform", "default", "xavier", "type", "normalize"]
     words += ActivationKind.all.flatMap { [$0.type] + $0.parameters.map(\.name) }
     words += LossKind.allCases.map(\.rawValue)
     words += OptimizerSpec.kinds.flatMap { [$0.type] + $0.hyperparameterNames }

@@ -132,7 +132,7 @@ extension Fixture {
         try expected.allowOnly(["epochs", "divergence", "parameters"], in: "expected")
         let epochsNode = try expected.required("epochs", "missing")
         guard case .array = epochsNode.value else { throw epochsNode.problem("expected an array of epochs, got \(epochsNode.value.summary)") }
-        epochs = try epochsNode.array().map(EpochMetrics.init(node:))
+        epochs = try epochsNode.array().map { try EpochMetrics(node: $0) }
         let divergenceNode = try expected.required("divergence", "missing: null, or where the run diverged")
         if divergenceNode.isNull {
             divergence = nil

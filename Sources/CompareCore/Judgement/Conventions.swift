@@ -167,7 +167,7 @@ public enum Conventions {
                    computation: .setup { $0.trainer.order = .sequential }),
         Convention(id: "gradients-not-zeroed", summary: "gradients never zeroed: they accumulate across steps",
                    applies: { experiment, round in
-                       let batches = (round.train.count + experiment.training.batchSize - 1) / experiment.training.batchSize
+                       let batches = ceilingDivision(round.train.count, experiment.training.batchSize)
                        return experiment.training.epochs * batches >= 2
                    },
                    computation: .setup { $0.modules = $0.modules.map(NeverZeroed.init) }),
@@ -258,9 +258,9 @@ private let fingerprintStepTolerance = 1e-9
 /// `Conventions.catalogue` on `round` and measures how close `engine`'s trace is to each.
 ///
 /// **Matching.** A variant matches when
-/// 1. its epochs and `engine`'s pass `compareTraces(engine, with: variant, sensitivity:, tolerances:)`: the
-///    same rule as a PASS verdict (`Tolerances`: losses within rtol/atol, accuracies within their tolerance,
-///    from epoch 1 on within `amplification` × the rounding sensitivity), and
+/// 1. its epochs and `engine`'s pass `compareTraces(engine, with: variant, horizon:, tolerances:)`: the
+///    free-running rule of a PASS verdict (`Tolerances`: losses within rtol/atol, accuracies within their
+///    tolerance, before the comparability horizon), and
 /// 2. when `engine` has steps (K of them), its first min(K, 8) agree with the variant's, recorded by running it
 ///    with `round.with(traceSteps: min(K, 8))`: the same (epoch, batch) sequence, and every tensor name present
 ///    in both steps within 10⁻⁹ × (the largest |value| of that tensor in the variant, or 10⁻³⁰⁰) elementwise.
@@ -281,7 +281,7 @@ private let fingerprintStepTolerance = 1e-9
 /// once. A variant that does not apply, or cannot be built on this round, is in `skipped` and never matches.
 /// Throws only when the plain Framework run does.
 public func conventionFingerprint(engine: Trace, round: MaterializedRound, refereeInitialParameters: [(weight: Matrix, bias: Matrix)],
-                                  sensitivity: [Int: Double]?, tolerances: Tolerances) throws -> ConventionFingerprint {
+                                  horizon: Int?, tolerances: Tolerances) throws -> ConventionFingerprint {
     let stepCount = min(engine.steps.count, fingerprintSteps)
     let replay = round.with(traceSteps: stepCount)
     let engineSteps = Array(engine.steps.prefix(stepCount))
@@ -294,7 +294,7 @@ public func conventionFingerprint(engine: Trace, round: MaterializedRound, refer
             continue
         }
         let parity = compareTraces((engine.epochs, engine.divergence), with: (variant.epochs, variant.divergence),
-                                   sensitivity: sensitivity, tolerances: tolerances, engineName: "engine", refereeName: convention.id)
+                                   horizon: horizon, tolerances: tolerances, engineName: "engine", refereeName: convention.id)
         let steps = stepCount > 0 ? normalisedStepDifference(engineSteps, variant.steps) : 0
         fingerprint.candidates.append(ConventionCandidate(
             id: convention.id, maxDifference: max(epochLossDifference(engine.epochs, variant.epochs), steps),

@@ -83,14 +83,14 @@ public struct LocateInput {
     public var refereeRun: EngineRun
     public var parity: Parity
     public var plantedDifference: Double?
-    /// The round's rounding sensitivity (`roundingSensitivity`), for the convention fingerprint.
-    public var sensitivity: [Int: Double]?
+    /// The round's comparability horizon (`comparabilityHorizon`), for the convention fingerprint.
+    public var horizon: Int?
     public var tolerances: Tolerances
     /// Also look for the convention that explains the difference.
     public var fingerprint: Bool
 
     public init(round: MaterializedRound, engine: TrainingEngine, engineRun: EngineRun, refereeRun: EngineRun, parity: Parity,
-                plantedDifference: Double? = nil, sensitivity: [Int: Double]? = nil, tolerances: Tolerances = Tolerances(),
+                plantedDifference: Double? = nil, horizon: Int? = nil, tolerances: Tolerances = Tolerances(),
                 fingerprint: Bool = true) {
         self.round = round
         self.engine = engine
@@ -98,7 +98,7 @@ public struct LocateInput {
         self.refereeRun = refereeRun
         self.parity = parity
         self.plantedDifference = plantedDifference
-        self.sensitivity = sensitivity
+        self.horizon = horizon
         self.tolerances = tolerances
         self.fingerprint = fingerprint
     }
@@ -154,7 +154,7 @@ public func locate(_ input: LocateInput) throws -> Localisation {
                           divergence: input.engineRun.divergence.flatMap { $0.epoch <= epochs ? $0 : nil }, steps: walk.firstSteps)
         result.convention = try conventionFingerprint(engine: trace, round: input.round.with(epochs: epochs, traceSteps: nil),
                                                       refereeInitialParameters: walk.refereeInitial,
-                                                      sensitivity: input.sensitivity, tolerances: input.tolerances)
+                                                      horizon: input.horizon, tolerances: input.tolerances)
         if epochs < input.round.experiment.training.epochs {
             result.notes.append("the conventions were compared over epochs 0 to \(epochs) (of \(input.round.experiment.training.epochs))")
         }
@@ -178,6 +178,8 @@ struct StepWalk {
     var found = false
     var stepsWalked = 0
     var notes: [String] = []
+    /// Differences that do not matter (`consume`: a dInput that differs while every update agrees).
+    var remarks: [String] = []
     /// The engine's first steps, for the convention fingerprint.
     var firstSteps: [TraceStep] = []
     /// The largest difference so far, and how many tensors were compared.
@@ -202,7 +204,7 @@ struct StepWalk {
         refereeInitial = plantedParameters(input.round.initialParameters, input.plantedDifference)
         linearIndices = experiment.model.linearIndices
         let rows = input.round.train.count, size = experiment.training.batchSize
-        batchesPerEpoch = (rows + size - 1) / size
+        batchesPerEpoch = ceilingDivision(rows, size)
         let failing = input.parity.firstFailingEpoch ?? input.engineRun.divergence?.epoch ?? experiment.training.epochs
         epochsToWalk = max(1, min(failing, experiment.training.epochs))
         parameters = refereeInitial
@@ -217,14 +219,14 @@ struct StepWalk {
         if input.engine is CommandEngine {
             // An outside engine writes its steps into one file, read whole: bounded by the numbers it holds.
             let model = experiment.model
-            let perStep = 2 * experiment.training.batchSize * (model.widths.reduce(0, +) + model.layers.count * model.widths.max()!)
+            let perStep = 2 * min(experiment.training.batchSize, input.round.train.count) * (model.widths.reduce(0, +) + model.layers.count * model.widths.max()!)
                 + 6 * model.parameterCount
             steps = max(1, min(steps, maxOutsideStepNumbers / max(perStep, 1)))
         }
         if steps < epochsToWalk * batchesPerEpoch {
             notes.append("the walk stops after \(steps) steps (of \(epochsToWalk * batchesPerEpoch) through epoch \(epochsToWalk))")
         }
-        let epochs = min(experiment.training.epochs, (steps + batchesPerEpoch - 1) / batchesPerEpoch)
+        let epochs = min(experiment.training.epochs, ceilingDivision(steps, batchesPerEpoch))
         let walkRound = input.round.with(epochs: epochs, traceSteps: steps)
 
         // The engine's trace with its steps, but for Framework, which streams them below.
@@ -393,17 +395,33 @@ struct StepWalk {
         }
         let checks = StepChecks(experiment: experiment, parameters: parameters, states: states, stepCount: stepCount + 1,
                                 x: x, targets: y, referee: replay)
+        // A dInput (or the loss's) that differs while every other tensor agrees is an equivalent reformulation
+        // (e.g. the loss's 1/N moved into Linear's backward): the updates are the same. It is kept aside, and
+        // becomes the finding (the first difference in computation order) only if something else differs too.
+        var deferred: TensorDifference? = nil
         for check in checks.list {
             guard let engineValue = step.tensors[check.name] else { continue }
-            if let difference = compare(engineValue, check) {
-                var d = difference
+            if var d = compare(engineValue, check) {
                 d.epoch = step.epoch
                 d.batch = step.batch
                 d.step = stepsWalked
-                d.cause = resynchronise(check.name, engine: step, x: x, targets: y, stepCount: stepCount + 1)
-                record(.tensor(d))
+                let gradientOnly = check.name == TensorName.lossDInput || check.name.hasSuffix(".dInput")
+                if gradientOnly && d.maxDifference.isFinite && !diverged {
+                    if deferred == nil { deferred = d }
+                    continue
+                }
+                let first = deferred ?? d
+                var found = first
+                found.cause = resynchronise(first.tensor, engine: step, x: x, targets: y, stepCount: stepCount + 1)
+                record(.tensor(found))
                 return
             }
+        }
+        if let deferred, remarks.isEmpty {
+            let ratios = ratiosOfDifference(step, deferred.tensor, replay: replay)
+            remarks.append("an equivalent reformulation: from epoch \(deferred.epoch), batch \(deferred.batch) on, \(engineName)'s "
+                           + "\(deferred.tensor) differs from the referee's (by \(scientific(deferred.maxDifference))\(ratios)), but every "
+                           + "gradient, parameter and state agrees: the scaling is only split differently between the operations")
         }
         // The next step starts where the engine's ended (the referee's replay where the engine gives no tensor).
         for (k, i) in linearIndices.enumerated() {
@@ -425,6 +443,18 @@ struct StepWalk {
             }
         }
         expected = step.batch < batchesPerEpoch ? (step.epoch, step.batch + 1) : (step.epoch + 1, 1)
+    }
+
+    /// " (a factor 5 throughout)" when the engine's tensor is the referee's times one factor, else "".
+    func ratiosOfDifference(_ step: TraceStep, _ name: String, replay: TraceStep) -> String {
+        guard let e = step.tensors[name]?.values, let r = replay.tensors[name]?.values, e.count == r.count else { return "" }
+        var factor: Double? = nil
+        for (a, b) in zip(e, r) where b != 0 && a.isFinite && b.isFinite {
+            let f = a / b
+            if let known = factor, abs(f - known) > 1e-9 * abs(known) { return "" }
+            if factor == nil { factor = f }
+        }
+        return factor.map { " (a factor \(formatNumber($0)) throughout)" } ?? ""
     }
 
     /// The train rows of a batch, from the round's orders.
@@ -606,11 +636,13 @@ private func row(_ tensor: Tensor?) -> Matrix? {
 struct StepChecks {
     struct Check {
         let name: String
-        let operation: String
-        /// The tensor in words (`StepChecks.describe`).
-        let what: String
         let referee: Tensor
         let bound: Matrix
+        /// The words are made only for a tensor that differs (they cost more than the comparison).
+        let experiment: Experiment
+        var operation: String { StepChecks.operation(of: name, model: experiment.model, experiment: experiment) }
+        /// The tensor in words (`StepChecks.describe`).
+        var what: String { StepChecks.describe(name, model: experiment.model, experiment: experiment) }
     }
     var list: [Check] = []
 
@@ -622,8 +654,7 @@ struct StepChecks {
         func value(_ name: String) -> Matrix? { matrix(referee.tensors[name]) }
         func add(_ name: String, _ bound: Matrix) {
             guard let tensor = referee.tensors[name] else { return }
-            list.append(Check(name: name, operation: StepChecks.operation(of: name, model: model, experiment: experiment),
-                              what: StepChecks.describe(name, model: model, experiment: experiment), referee: tensor, bound: bound))
+            list.append(Check(name: name, referee: tensor, bound: bound, experiment: experiment))
         }
         // Forward.
         var inputs: [Matrix] = [], inputBounds: [Matrix] = []

@@ -19,9 +19,9 @@ public func htmlReport(_ report: Report, figures: [String: [PlotKind: String]]) 
     .note { color: #555; font-size: 13px; } svg { max-width: 100%; height: auto; }
     pre { background: #f6f8fa; padding: 0.8em; overflow-x: auto; font-size: 12px; }
     </style></head><body>
-    <h1 class="\(report.passed ? "pass" : "fail")">\(report.passed ? "PASS" : "FAIL") — parity holds in \(rounds.filter(\.passed).count) of \(rounds.count) rounds</h1>
+    <h1 class="\(report.passed ? "pass" : "fail")">\(report.status.rawValue.uppercased()) — parity holds in \(rounds.filter(\.passed).count) of \(rounds.count) rounds</h1>
     <p class="note">\(escape(report.build.description)); \(escape(report.date)); <code>\(escape(report.command.joined(separator: " ")))</code></p>
-    <p class="note">Tolerances: losses rtol \(report.tolerances.rtol), atol \(report.tolerances.atol); accuracy \(report.tolerances.accuracy); from epoch 1, up to \(formatNumber(report.tolerances.amplification))× the one-ulp shadow's difference.</p>
+    <p class="note">Tolerances: losses rtol \(report.tolerances.rtol), atol \(report.tolerances.atol); accuracy \(report.tolerances.accuracy), free-running up to the comparability horizon; beyond it, and throughout, every step and epoch each engine gives is replayed by the referee (docs/verdict.md).</p>
 
     """
     for experiment in report.experiments {
@@ -45,16 +45,17 @@ public func htmlReport(_ report: Report, figures: [String: [PlotKind: String]]) 
             html += "</table>\n"
         }
         for note in experiment.notes { html += "<p class=\"note\">\(escape(note))</p>\n" }
-        html += "<table><tr><th>round</th><th>seed</th><th>engine</th><th>seconds</th><th>Δ test loss</th><th>Δ train loss</th><th>Δ accuracy</th><th>shadow Δ</th><th>verdict</th></tr>\n"
+        html += "<table><tr><th>round</th><th>seed</th><th>engine</th><th>seconds</th><th>Δ test loss</th><th>Δ train loss</th><th>Δ accuracy</th><th>horizon</th><th>verified through</th><th>verdict</th></tr>\n"
         for round in experiment.rounds {
             for comparison in round.comparisons {
                 let seconds = round.engine(comparison.engine)?.seconds.map { String(format: "%.3f", $0) } ?? "—"
                 html += "<tr><td>\(round.round)</td><td>\(round.seed)</td><td>\(escape(comparison.engine)) vs \(escape(comparison.referee))</td><td>\(seconds)</td>"
                     + "<td>\(scientific(comparison.maxTestLossDifference))</td><td>\(scientific(comparison.maxTrainLossDifference))</td>"
                     + "<td>\(fraction(max(comparison.maxTestAccuracyDifference, comparison.maxTrainAccuracyDifference)))</td>"
-                    + "<td>\(scientific(comparison.maxShadowDifference))</td>"
-                    + "<td class=\"\(comparison.passed ? "pass" : "fail")\">\(comparison.passed ? "pass" : "FAIL")"
-                    + "\(comparison.separatedAt.map { " (rounding amplified from epoch \($0))" } ?? "")\(comparison.passed ? "" : ": " + escape(comparison.reason))</td></tr>\n"
+                    + "<td>\(comparison.horizon.map(String.init) ?? "none")</td>"
+                    + "<td>\(comparison.verification.map { $0.verifiedThrough.map(String.init) ?? "—" } ?? "")</td>"
+                    + "<td class=\"\(comparison.passed ? "pass" : "fail")\">\(comparison.status.rawValue)"
+                    + "\(comparison.passed ? "" : ": " + escape(comparison.reason))</td></tr>\n"
             }
         }
         html += "</table>\n"

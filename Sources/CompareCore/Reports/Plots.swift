@@ -218,7 +218,7 @@ public func differencesSVG(_ experiment: ExperimentRecord, tolerances: Tolerance
     let ceiling = pow(10, ceil(log10(max(values.max() ?? 1, floor * 100))))
     let maxEpoch = Double(max(lines.flatMap { $0.1.map(\.0) }.max() ?? 1, 1))
     var body = "<text x='20' y='26' font-size='16'>\(escape(experiment.name)): how far the engines are apart, per epoch (worst of \(counted(experiment.rounds.count, "round")))</text>\n"
-    let note = wrapped("Relative difference |a − b| / max(|a|, |b|). Grey: Framework against itself from initial parameters nudged by one ulp, the run's own sensitivity to rounding; a difference that stays near it is rounding, one far above it from the first epochs is a real difference. Red: rtol; a 0 is drawn at the floor.",
+    let note = wrapped("Relative difference |a − b| / max(|a|, |b|). Grey: Framework against itself from initial parameters nudged by one ulp, the run's own sensitivity to rounding. Purple: the comparability horizon, from which curves are not compared (the referee's replay of each engine is the evidence there). Red: rtol; a 0 is drawn at the floor.",
                        x: 20, y: 46, width: 130, size: 11, spacing: 14)
     body += note.svg
     let key = legend(lines.map { ($0.0, $0.2, $0.3) } + [("rtol \(tolerances.rtol)", toleranceColour, true)], x: 20, y: 56 + Double(note.lines) * 14 + 4)
@@ -230,13 +230,13 @@ public func differencesSVG(_ experiment: ExperimentRecord, tolerances: Tolerance
     for (_, points, colour, dashed) in lines {
         body += polyline(points.map { (panel.px(Double($0.0)), panel.py(max($0.1, floor))) }, colour: colour, width: 2, dashed: dashed)
     }
-    if let separated = experiment.rounds.compactMap({ $0.parity.separatedAt }).min() {
+    if let separated = experiment.rounds.compactMap({ $0.parity.horizon }).min() {
         let x = panel.px(Double(separated))
         body += "<line x1='\(x)' x2='\(x)' y1='\(panel.y)' y2='\(panel.y + panel.height)' stroke='#9467bd' stroke-width='2'/>\n"
         // At the foot of the panel, on the side of the line with room for it.
         let right = x > panel.x + panel.width * 0.6
         body += "<text x='\(right ? x - 6 : x + 6)' y='\(panel.y + panel.height - 8)' font-size='11' fill='#9467bd'"
-            + (right ? " text-anchor='end'" : "") + ">trajectories separated at epoch \(separated)</text>\n"
+            + (right ? " text-anchor='end'" : "") + ">comparability horizon: epoch \(separated)</text>\n"
     }
     return svg(width: 940, height: Int(top + 40 + 360), body)
 }

@@ -76,6 +76,8 @@ public struct RoundRecord: Equatable, Sendable {
     public var seed: UInt64
     /// In the order they ran: framework, reference, shadow, then the outside engines.
     public var engines: [EngineRun]
+    /// The referee's verification of each judged engine (all but the referee and the shadow), by name.
+    public var verifications: [String: Verification] = [:]
     /// Every comparison made (`judge`), the first being Framework against Reference.
     public var comparisons: [Parity]
     /// Where each failing engine first differs from Reference (`locate`), for the first failing round of an
@@ -83,7 +85,11 @@ public struct RoundRecord: Equatable, Sendable {
     public var localisations: [Localisation] = []
 
     /// Every comparison passed, and there was one: a round judged against nothing is not a pass.
-    public var passed: Bool { !comparisons.isEmpty && comparisons.allSatisfy(\.passed) }
+    public var passed: Bool { status == .pass }
+    /// Fail when a comparison fails, else unverified when one is, else pass; a round judged against nothing fails.
+    public var status: VerdictStatus {
+        comparisons.isEmpty ? .fail : comparisons.reduce(VerdictStatus.pass) { $0.worse($1.status) }
+    }
     public func engine(_ name: String) -> EngineRun? { engines.first { $0.name == name } }
     public var framework: EngineRun? { engine(EngineName.framework) }
     public var reference: EngineRun? { engine(EngineName.reference) }
@@ -91,25 +97,71 @@ public struct RoundRecord: Equatable, Sendable {
     public var parity: Parity { comparisons.first { $0.engine == EngineName.framework && $0.referee == EngineName.reference } ?? comparisons[0] }
 }
 
-/// The comparisons of one round, given every engine's trace (by name): each engine but the referee and the
-/// shadow against the referee (Reference), with the shadow's allowance, and each outside engine against
-/// Framework too. `run`, `check` and `merge` all judge with this.
-public func judge(_ engines: [EngineRun], tolerances: Tolerances) -> [Parity] {
+/// The comparisons of one round, given every engine's trace (by name) and the referee's verification of each
+/// judged engine (by name): each engine but the referee and the shadow against the referee (Reference), and each
+/// outside engine against Framework too, free-running up to the comparability horizon (`compareTraces`); then
+/// the verification decides (`applyVerification`). `run`, `check` and `merge` all judge with this.
+public func judge(_ engines: [EngineRun], verifications: [String: Verification], tolerances: Tolerances) -> [Parity] {
     guard let referee = engines.first(where: { $0.name == EngineName.reference }) else { return [] }
     let framework = engines.first { $0.name == EngineName.framework }
-    let sensitivity = framework.flatMap { f in
-        engines.first { $0.name == EngineName.shadow }.map { roundingSensitivity(framework: f.epochTrace, shadow: $0.epochTrace) }
-    }
+    let shadow = engines.first { $0.name == EngineName.shadow }
+    let horizon = framework.flatMap { f in shadow.map { comparabilityHorizon(framework: f.epochTrace, shadow: $0.epochTrace, tolerances: tolerances) } }
     var comparisons: [Parity] = []
     for engine in engines where engine.name != EngineName.reference && engine.name != EngineName.shadow {
-        comparisons.append(compareTraces(engine.epochTrace, with: referee.epochTrace, sensitivity: sensitivity, tolerances: tolerances,
-                                         engineName: engine.name, refereeName: EngineName.reference))
+        var parity = compareTraces(engine.epochTrace, with: referee.epochTrace, horizon: horizon?.horizon, tolerances: tolerances,
+                                   engineName: engine.name, refereeName: EngineName.reference)
+        parity.maxShadowDifference = horizon?.shadowDifference ?? 0
+        applyVerification(verifications[engine.name], to: &parity, run: engine)
+        comparisons.append(parity)
         if let framework, engine.name != EngineName.framework {
-            comparisons.append(compareTraces(engine.epochTrace, with: framework.epochTrace, sensitivity: sensitivity, tolerances: tolerances,
-                                             engineName: engine.name, refereeName: EngineName.framework))
+            var versus = compareTraces(engine.epochTrace, with: framework.epochTrace, horizon: horizon?.horizon, tolerances: tolerances,
+                                       engineName: engine.name, refereeName: EngineName.framework)
+            versus.maxShadowDifference = horizon?.shadowDifference ?? 0
+            comparisons.append(versus)
         }
     }
     return comparisons
+}
+
+/// The verdict of `parity` (free-running, up to the horizon) with the referee's `verification` of the engine:
+/// - a difference the verification found fails (the earlier of the two failures is the first failing epoch);
+/// - the engine's reported metrics must agree with the referee's evaluation of its own parameters at every epoch
+///   evaluated (checked again here, so that `merge` re-judges them from what a report holds);
+/// - past the horizon, every epoch must be verified (its training replayed and its evaluation recomputed), else
+///   the round is unverified after the last epoch that is: free-running curves are no evidence there.
+func applyVerification(_ verification: Verification?, to parity: inout Parity, run: EngineRun) {
+    parity.verification = verification
+    var problems: [(epoch: Int, text: String)] = []
+    if let verification {
+        let reported = Dictionary(run.epochs.map { ($0.epoch, $0) }, uniquingKeysWith: { a, _ in a })
+        for evaluation in verification.evaluations {
+            guard let metrics = reported[evaluation.epoch] else { continue }
+            if let problem = evaluation.problem(metrics) {
+                problems.append((evaluation.epoch, "epoch \(evaluation.epoch): \(run.name) reports \(problem)"))
+                break
+            }
+        }
+        if let text = verification.failureText, let epoch = verification.failureEpoch ?? verification.verifiedThrough.map({ $0 + 1 }) {
+            problems.append((epoch, text))
+        } else if let text = verification.failureText {
+            problems.append((0, text))
+        }
+    }
+    if let first = problems.min(by: { $0.epoch < $1.epoch }) {
+        if parity.status != .fail || first.epoch < (parity.firstFailingEpoch ?? Int.max) {
+            parity.firstFailingEpoch = first.epoch
+            parity.reason = parity.status == .fail ? first.text + "; " + parity.reason : first.text
+        }
+        parity.status = .fail
+        return
+    }
+    guard parity.status == .pass, let horizon = parity.horizon, let last = run.epochs.last?.epoch, last >= horizon else { return }
+    let through = verification?.verifiedThrough ?? -1
+    guard through < last else { return }
+    let since = max(horizon - 1, through)
+    parity.status = .unverified
+    parity.reason = "unverified after epoch \(since): free-running comparison stops at the horizon (epoch \(horizon)), and "
+        + (verification?.gap ?? "nothing after it was replayed") + " (give per-epoch parameters)"
 }
 
 /// One experiment: what it is, its rounds, and what was published for it.
@@ -146,7 +198,8 @@ public struct RunPlan: Equatable, Sendable {
 /// The whole report.
 public struct Report: Equatable, Sendable {
     public static let formatName = "minidl-report"
-    public static let version = 2
+    /// 3: the verdict by replay (verifications, the horizon, "unverified"); 2 and earlier are not read.
+    public static let version = 3
 
     public var build: BuildInfo
     /// The command line that produced it.
@@ -170,8 +223,10 @@ public struct Report: Equatable, Sendable {
     public var rounds: [RoundRecord] { experiments.flatMap(\.rounds) }
     /// Pass when there is at least one round and every comparison of every round passes: a run with zero
     /// rounds is not a pass.
-    public var passed: Bool { !rounds.isEmpty && rounds.allSatisfy(\.passed) }
-    public var verdict: String { passed ? "pass" : "fail" }
+    public var passed: Bool { status == .pass }
+    /// Fail when a round fails (or there is none), else unverified when a round is, else pass.
+    public var status: VerdictStatus { rounds.isEmpty ? .fail : rounds.reduce(VerdictStatus.pass) { $0.worse($1.status) } }
+    public var verdict: String { status.rawValue }
 }
 
 /// Now, ISO 8601 in UTC.
@@ -197,7 +252,7 @@ extension Report {
                 p["date"] = .string(date)
             }
             o["tolerances"] = .object([("rtol", .number(tolerances.rtol)), ("atol", .number(tolerances.atol)),
-                                        ("accuracy", .number(tolerances.accuracy)), ("amplification", .number(tolerances.amplification))])
+                                        ("accuracy", .number(tolerances.accuracy)), ("horizonMargin", .number(Tolerances.horizonMargin))])
             o["plan"] = jsonObject { p in
                 p["rounds"] = .integer(plan.rounds)
                 p["experiments"] = .array(plan.experiments.map { .string($0) })
@@ -248,6 +303,7 @@ extension RoundRecord {
             o["round"] = .integer(round)
             o["seed"] = .number(Double(seed), integer: Int64(exactly: seed))
             o["passed"] = .bool(passed)
+            o["status"] = .string(status.rawValue)
             o["parity"] = .array(comparisons.map { comparison in
                 var entry = comparison.jsonValue
                 if case var .object(pairs) = entry,
@@ -263,6 +319,7 @@ extension RoundRecord {
                     e["seconds"] = run.seconds.map { .number($0) } ?? .null
                     e["divergence"] = run.divergence.map(\.jsonValue) ?? .null
                     e["epochs"] = .array(run.epochs.map(\.jsonValue))
+                    if let verification = verifications[run.name] { e["verification"] = verification.jsonValue }
                 })
             })
         }
@@ -275,6 +332,7 @@ extension Parity {
             o["engine"] = .string(engine)
             o["referee"] = .string(referee)
             o["passed"] = .bool(passed)
+            o["status"] = .string(status.rawValue)
             o["reason"] = .string(reason)
             o["maxTestLossDifference"] = .number(maxTestLossDifference)
             o["maxTrainLossDifference"] = .number(maxTrainLossDifference)
@@ -283,7 +341,8 @@ extension Parity {
             o["worstEpoch"] = .integer(worstEpoch)
             o["epochsCompared"] = .integer(epochsCompared)
             o["maxShadowDifference"] = .number(maxShadowDifference)
-            o["separatedAt"] = separatedAt.map { .integer($0) } ?? .null
+            o["horizon"] = horizon.map { .integer($0) } ?? .null
+            o["maxDifferenceAfterHorizon"] = .number(maxDifferenceAfterHorizon)
             o["firstFailingEpoch"] = firstFailingEpoch.map { .integer($0) } ?? .null
             o["divergence"] = .string(divergence)
         }
@@ -343,8 +402,7 @@ extension Report {
         date = try provenance.required("date", "missing").string()
         let t = try top.required("tolerances", "missing").members()
         tolerances = Tolerances(rtol: try t.required("rtol", "missing").number(), atol: try t.required("atol", "missing").number(),
-                                accuracy: try t.required("accuracy", "missing").number(),
-                                amplification: try t.required("amplification", "missing").number())
+                                accuracy: try t.required("accuracy", "missing").number())
         let p = try top.required("plan", "missing").members()
         let shardNode = try p.required("shard", "missing")
         var shard: Shard? = nil
@@ -363,7 +421,8 @@ extension Report {
         // The verdicts in the file are not read: every round is judged again from its traces.
         for e in experiments.indices {
             for r in experiments[e].rounds.indices {
-                experiments[e].rounds[r].comparisons = judge(experiments[e].rounds[r].engines, tolerances: tolerances)
+                let round = experiments[e].rounds[r]
+                experiments[e].rounds[r].comparisons = judge(round.engines, verifications: round.verifications, tolerances: tolerances)
             }
         }
     }
@@ -378,7 +437,25 @@ extension ExperimentRecord {
         notes = try m.required("notes", "missing").array().map { try $0.string() }
         published = try m.required("published", "missing").array().map(PublishedFigure.init(node:))
         experiment = try Experiment.decode(try m.required("experiment", "missing").value, file: "\(file): \(node.child("experiment"))")
-        rounds = try m.required("rounds", "missing").array().map(RoundRecord.init(node:))
+        let roundsNode = try m.required("rounds", "missing")
+        rounds = try roundsNode.array().map(RoundRecord.init(node:))
+        // What merge can check without re-running: each round's seed and every engine's epochs.
+        for (k, round) in rounds.enumerated() {
+            let at = roundsNode.element(k)
+            guard round.round >= 0 && round.round < 1_000_000, round.seed == experiment.seed &+ UInt64(round.round) else {
+                throw JSONProblem("\(at).seed", "round \(round.round) has seed \(round.seed), but the experiment's seed is "
+                                  + "\(experiment.seed), so round \(round.round) has seed \(experiment.seed &+ UInt64(max(round.round, 0)))")
+            }
+            for run in round.engines {
+                let last = run.divergence.map { $0.epoch - 1 } ?? experiment.training.epochs
+                let expected = Array(0...max(last, 0))
+                guard run.epochs.map(\.epoch) == expected else {
+                    throw JSONProblem("\(at).engines[\"\(run.name)\"].epochs",
+                                      "epochs \(run.epochs.map { String($0.epoch) }.prefix(6).joined(separator: ", "))"
+                                      + (run.epochs.count > 6 ? ", …" : "") + ", but a round has epochs 0 to \(last), each once, in order")
+                }
+            }
+        }
     }
 }
 
@@ -407,6 +484,7 @@ extension RoundRecord {
         seed = UInt64(integer)
         let enginesNode = try m.required("engines", "missing")
         let members = try enginesNode.members()
+        var verifications: [String: Verification] = [:]
         engines = try members.keys.map { name in
             let e = try members[name]!.members()
             let seconds = try e.required("seconds", "missing")
@@ -417,15 +495,21 @@ extension RoundRecord {
                 d = Divergence(epoch: try dm.required("epoch", "missing").integer(), batch: try dm.required("batch", "missing").integer(),
                                loss: try dm["loss"]?.numberOrNonFinite() ?? .nan)
             }
+            if let v = e["verification"] { verifications[name] = try Verification(node: v, engine: name) }
             return EngineRun(name: name, engine: try e.required("engine", "missing").string(),
                              seconds: seconds.isNull ? nil : try seconds.number(),
-                             epochs: try e.required("epochs", "missing").array().map(EpochMetrics.init(node:)), divergence: d)
+                             epochs: try e.required("epochs", "missing").array().map { try EpochMetrics(node: $0) }, divergence: d)
         }
         // Every round of a compare report has the three built-in engines, each with its epochs: a round without
         // them could not be judged, and would otherwise count as passed.
         for name in [EngineName.framework, EngineName.reference, EngineName.shadow] {
             guard let run = engines.first(where: { $0.name == name }) else { throw enginesNode.problem("round \(round) has no \"\(name)\" engine") }
             guard !run.epochs.isEmpty else { throw JSONProblem(enginesNode.child(name), "round \(round): the \(name) engine has no epochs") }
+        }
+        self.verifications = verifications
+        // Every engine judged has its verification: without it, a forged shard could leave it out.
+        for run in engines where run.name != EngineName.reference && run.name != EngineName.shadow && verifications[run.name] == nil {
+            throw JSONProblem(enginesNode.child(run.name), "round \(round): the \(run.name) engine has no verification")
         }
         comparisons = []  // judged again by `Report.init(node:)`
         // The localisations are evidence, not verdicts: kept as written.
@@ -526,7 +610,8 @@ extension Report {
                 throw MergeError(message: "experiment \(name): rounds \(missing.map(String.init).joined(separator: ", ")) are in none of the reports")
             }
             for index in record.rounds.indices {
-                record.rounds[index].comparisons = judge(record.rounds[index].engines, tolerances: first.tolerances)
+                let round = record.rounds[index]
+                record.rounds[index].comparisons = judge(round.engines, verifications: round.verifications, tolerances: first.tolerances)
             }
             jobs += record.rounds.count
             experiments.append(record)

@@ -47,11 +47,16 @@ public func textReport(_ report: Report) -> String {
     let passed = rounds.filter(\.passed).count
     let outside = report.plan.outsideEngines
     let engines = ["Framework"] + outside
-    out.append("Verdict: \(report.passed ? "PASS" : "FAIL") — parity holds in \(passed) of \(rounds.count) rounds "
-               + "(\(engines.joined(separator: ", ")) against Reference)" + (rounds.isEmpty ? "; a run with no rounds is not a pass" : ""))
+    let counts = (pass: rounds.filter { $0.status == .pass }.count, unverified: rounds.filter { $0.status == .unverified }.count)
+    let status = report.status
+    let verdictWord = status == .pass ? "PASS" : status == .fail ? "FAIL" : "UNVERIFIED"
+    out.append("Verdict: \(verdictWord) — parity holds in \(counts.pass) of \(rounds.count) rounds"
+               + (counts.unverified > 0 ? ", \(counts.unverified) unverified" : "")
+               + " (\(engines.joined(separator: ", ")) against Reference)" + (rounds.isEmpty ? "; a run with no rounds is not a pass" : ""))
     let t = report.tolerances
-    out += wrapped("Tolerances: losses rtol \(t.rtol), atol \(t.atol); accuracy \(t.accuracy); beyond them, from epoch 1, up to "
-                   + "\(formatNumber(t.amplification))× the one-ulp shadow's difference. BLAS: \(report.build.blas)", indent: "  ", width: 120)
+    out += wrapped("Rule: the referee replays every step and epoch each engine gives from the engine's own state, within tolerances "
+                   + "derived from that computation; free-running losses agree within rtol \(t.rtol), atol \(t.atol), accuracies within "
+                   + "\(t.accuracy), up to the comparability horizon (docs/verdict.md). BLAS: \(report.build.blas)", indent: "  ", width: 120)
 
     var tables: [String] = []
     for experiment in report.experiments where !tables.contains(experiment.table) { tables.append(experiment.table) }
@@ -95,13 +100,13 @@ public func textReport(_ report: Report) -> String {
     }
 
     out.append("")
-    out.append("Parity per round: each engine against Reference (Δ: the largest relative loss difference over the epochs, and the")
-    out.append("largest accuracy difference; shadow Δ: how far Framework moves from itself when its initial parameters are")
-    out.append("nudged by one ulp, the run's own sensitivity to rounding; × ref: the engine's seconds over Reference's)")
+    out.append("Parity per round: each engine against Reference (Δ: the largest relative loss difference and the largest accuracy")
+    out.append("difference over the epochs before the horizon; horizon: the first epoch where Framework's one-ulp shadow parts from")
+    out.append("it, from which curves are not compared; verified: the last epoch through which the referee replayed the engine)")
     out += wrapped("seconds: wall time of training and evaluation, from a \(report.build.flavour) build"
-                   + (report.build.isFast ? "" : " (not the fast one: see `make run`)"), indent: "", width: 120)
+                   + (report.build.isFast ? "" : " (not the fast one: see `make run`)") + "; × ref: over Reference's", indent: "", width: 120)
     var parity = TextTable(header: ["experiment", "round", "seed", "engine", "seconds", "× ref", "Δ test", "Δ train", "Δ acc",
-                                    "shadow Δ", "verdict"])
+                                    "horizon", "verified", "verdict"])
     for experiment in report.experiments {
         for round in experiment.rounds {
             let referenceSeconds = round.reference?.seconds
@@ -110,11 +115,12 @@ public func textReport(_ report: Report) -> String {
                 let first = versus.first { $0.referee == EngineName.reference }
                 var verdict = "referee"
                 if let first {
-                    verdict = versus.allSatisfy(\.passed) ? "pass" : "FAIL"
-                    if first.separatedAt != nil { verdict += ", amplified" }
+                    let status = versus.reduce(VerdictStatus.pass) { $0.worse($1.status) }
+                    verdict = status == .pass ? "pass" : status == .fail ? "FAIL" : "unverified"
                     if first.divergence.hasPrefix("both") { verdict += ", both diverged" }
                 }
                 let ratio = run.seconds.flatMap { s in referenceSeconds.map { s / $0 } }
+                let verified = round.verifications[run.name].map { v in v.verifiedThrough.map(String.init) ?? "—" } ?? ""
                 parity.rows.append([k == 0 ? clipped(experiment.name, 24) : "", k == 0 ? "\(round.round)" : "",
                                     k == 0 ? "\(round.seed)" : "", clipped(run.name, 10),
                                     run.seconds.map { String(format: "%.3f", $0) } ?? "—",
@@ -122,21 +128,26 @@ public func textReport(_ report: Report) -> String {
                                     first.map { scientific($0.maxTestLossDifference) } ?? "",
                                     first.map { scientific($0.maxTrainLossDifference) } ?? "",
                                     first.map { fraction(max($0.maxTestAccuracyDifference, $0.maxTrainAccuracyDifference)) } ?? "",
-                                    first.map { scientific($0.maxShadowDifference) } ?? "", verdict])
+                                    first.map { $0.horizon.map(String.init) ?? "none" } ?? "", verified, verdict])
             }
         }
     }
-    parity.leftAligned = [0, 3, 10]
+    parity.leftAligned = [0, 3, 11]
     out.append(parity.render())
     var notes: [String] = []
     for experiment in report.experiments {
         for round in experiment.rounds {
-            for c in round.comparisons where c.passed && (c.separatedAt != nil || c.divergence != "none") {
-                var what = "pass"
-                if let epoch = c.separatedAt { what += " (rounding amplified from epoch \(epoch), as in the shadow)" }
-                if c.divergence != "none" { what += " (diverged: \(c.divergence))" }
-                notes += wrapped("\(experiment.name) round \(round.round) (seed \(round.seed)), \(c.engine) against \(c.referee): \(what)",
-                                 indent: "  ", width: 120)
+            for c in round.comparisons where c.status == .pass {
+                var what: [String] = []
+                if c.divergence != "none" { what.append("diverged: \(c.divergence)") }
+                if c.maxDifferenceAfterHorizon > 0 && c.referee == EngineName.reference {
+                    what.append("past the horizon, epoch \(c.horizon ?? 0), the curves differ by up to \(scientific(c.maxDifferenceAfterHorizon)): "
+                                + "reported, not judged; the replay is the evidence there")
+                }
+                if c.referee == EngineName.reference { what += c.verification?.remarks ?? [] }
+                guard !what.isEmpty else { continue }
+                notes += wrapped("\(experiment.name) round \(round.round) (seed \(round.seed)), \(c.engine) against \(c.referee): pass "
+                                 + what.map { "(\($0))" }.joined(separator: " "), indent: "  ", width: 120)
             }
         }
     }
@@ -145,7 +156,16 @@ public func textReport(_ report: Report) -> String {
         out.append("Passed, with a remark:")
         out.append(contentsOf: notes)
     }
-    let failures = report.experiments.flatMap { e in e.rounds.flatMap { r in r.comparisons.filter { !$0.passed }.map { (e.name, r, $0) } } }
+    let unverified = report.experiments.flatMap { e in e.rounds.flatMap { r in r.comparisons.filter { $0.status == .unverified }.map { (e.name, r, $0) } } }
+    if !unverified.isEmpty {
+        out.append("")
+        out.append("Unverified:")
+        for (name, round, comparison) in unverified {
+            out += wrapped("\(name) round \(round.round) (seed \(round.seed)), \(comparison.engine): \(comparison.reason)", indent: "  ", width: 120)
+            for line in comparison.verification?.textLines ?? [] { out += wrapped(line, indent: "    ", width: 120) }
+        }
+    }
+    let failures = report.experiments.flatMap { e in e.rounds.flatMap { r in r.comparisons.filter { $0.status == .fail }.map { (e.name, r, $0) } } }
     if !failures.isEmpty {
         out.append("")
         out.append("Why:")

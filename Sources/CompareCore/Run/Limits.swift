@@ -17,7 +17,7 @@ public struct RunEstimate: CustomStringConvertible {
 
     public init(_ request: RunRequest, writesJSON: Bool) {
         let engines = Double(3 + request.outsideEngineNames.count)
-        let rounds = Double(request.shard.map { (request.jobCount + $0.count - 1) / $0.count } ?? request.jobCount)
+        let rounds = Double(request.shard.map { ceilingDivision(request.jobCount, $0.count) } ?? request.jobCount)
         var traces = 0.0, report = 0.0, job = 0.0
         for planned in request.experiments {
             let e = planned.experiment
@@ -65,3 +65,6 @@ func bytes(_ n: Double) -> String {
     if n >= 1e9 { return String(format: "%.1f GB", n / 1e9) }
     return String(format: "%.0f MB", max(n / 1e6, 1))
 }
+
+/// ⌈a / b⌉ for a ≥ 0, b ≥ 1, without the overflow of (a + b − 1) / b when b is near Int.max.
+func ceilingDivision(_ a: Int, _ b: Int) -> Int { a / b + (a % b == 0 ? 0 : 1) }

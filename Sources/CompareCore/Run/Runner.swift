@@ -148,6 +148,7 @@ public func run(_ request: RunRequest) throws -> RunResult {
             engines += planned.engines
             if job.round == 0 { engines += request.storedTraces[planned.experiment.name] ?? [] }
             var runs: [EngineRun] = []
+            var verifications: [String: Verification] = [:]
             var finals: [String: [(weight: Matrix, bias: Matrix)]] = [:]
             for engine in engines {
                 let trace: Trace
@@ -158,7 +159,18 @@ public func run(_ request: RunRequest) throws -> RunResult {
                 } catch {
                     throw EngineError(engine: engine.name, experiment: planned.experiment.name, round: job.round, message: "\(error)")
                 }
-                runs.append(EngineRun(name: engine.name, trace: trace))
+                let run = EngineRun(name: engine.name, trace: trace)
+                runs.append(run)
+                if engine.name != EngineName.reference && engine.name != EngineName.shadow {
+                    // The referee replays what the engine gives, from the engine's own state (docs/verdict.md).
+                    let input = VerifyInput(round: round, engineRun: run, plantedDifference: request.plantedDifference)
+                    do {
+                        verifications[engine.name] = engine is FrameworkEngine ? try verifyFramework(input) : try verifyTrace(trace, input)
+                    } catch {
+                        throw EngineError(engine: engine.name, experiment: planned.experiment.name, round: job.round,
+                                          message: "the referee's replay failed: \(error)")
+                    }
+                }
                 if let final = trace.finalParameters { finals[engine.name] = final }
                 if let folder = request.traceFolder {
                     let file = folder.appendingPathComponent(OutputName.trace(experiment: planned.experiment.name, round: job.round,
@@ -166,8 +178,8 @@ public func run(_ request: RunRequest) throws -> RunResult {
                     try writeAtomically(Data(trace.jsonValue.text().utf8), to: file)
                 }
             }
-            let record = RoundRecord(round: job.round, seed: round.seed, engines: runs,
-                                     comparisons: judge(runs, tolerances: request.tolerances))
+            let record = RoundRecord(round: job.round, seed: round.seed, engines: runs, verifications: verifications,
+                                     comparisons: judge(runs, verifications: verifications, tolerances: request.tolerances))
             let distance = record.passed ? record.comparisons.map { max($0.maxTestLossDifference, $0.maxTrainLossDifference) }.max() ?? 0
                                          : .infinity
             lock.lock()
@@ -237,11 +249,13 @@ func locateFailures(_ request: RunRequest, jobs: [(experiment: Int, round: Int)]
             : request.engines.first { $0.name == name } ?? request.experiments[task.experiment].engines.first { $0.name == name }
                 ?? request.storedTraces[experiment.name]?.first { $0.name == name }
         let localisation: Localisation
-        if let engine, let run = record.engine(name), let referee = record.reference {
-            let sensitivity = record.framework.flatMap { f in record.engine(EngineName.shadow).map { roundingSensitivity(framework: f.epochTrace, shadow: $0.epochTrace) } }
+        if let verification = task.parity.verification, verification.failureLocated, let finding = verification.failure {
+            // The replay found the first difference itself, step by step: that is where.
+            localisation = localised(finding, verification, parity: task.parity, request: request, experiment: experiment, record: record)
+        } else if let engine, let run = record.engine(name), let referee = record.reference {
             let input = LocateInput(round: MaterializedRound(experiment, round: record.round), engine: engine, engineRun: run,
                                     refereeRun: referee, parity: task.parity, plantedDifference: request.plantedDifference,
-                                    sensitivity: sensitivity, tolerances: request.tolerances)
+                                    horizon: task.parity.horizon, tolerances: request.tolerances)
             do {
                 localisation = try locate(input)
             } catch {
@@ -257,6 +271,30 @@ func locateFailures(_ request: RunRequest, jobs: [(experiment: Int, round: Int)]
         lock.unlock()
     }
     for (task, result) in zip(tasks, results) { if let result { records[task.record]!.localisations.append(result) } }
+}
+
+/// The localisation of a difference the verification found step by step, with the convention fingerprint
+/// when the difference lies before the horizon (past it, free-running curves are no evidence for a convention).
+func localised(_ finding: LocateFinding, _ verification: Verification, parity: Parity, request: RunRequest, experiment: Experiment,
+               record: RoundRecord) -> Localisation {
+    var result = Localisation(engine: parity.engine, referee: parity.referee, finding: finding, stepsWalked: verification.stepsReplayed,
+                              notes: verification.remarks, seconds: verification.seconds, convention: nil)
+    let epoch = verification.failureEpoch ?? 0
+    if case let .tensor(d) = finding, d.step == 0 {
+        result.notes.append("no convention of the catalogue changes the initial parameters, so none was looked for")
+    } else if let horizon = parity.horizon, epoch >= horizon {
+        result.notes.append("the difference is past the horizon (epoch \(horizon)), where free-running curves cannot tell conventions "
+                            + "apart: none was looked for")
+    } else if let run = record.engine(parity.engine) {
+        let round = MaterializedRound(experiment, round: record.round)
+        let epochs = min(experiment.training.epochs, max(epoch, 1) + fingerprintEpochs)
+        let trace = Trace(experiment: experiment.name, engine: run.engine, epochs: run.epochs.filter { $0.epoch <= epochs },
+                          divergence: run.divergence.flatMap { $0.epoch <= epochs ? $0 : nil })
+        result.convention = try? conventionFingerprint(engine: trace, round: round.with(epochs: epochs, traceSteps: nil),
+                                                       refereeInitialParameters: plantedParameters(round.initialParameters, request.plantedDifference),
+                                                       horizon: parity.horizon, tolerances: request.tolerances)
+    }
+    return result
 }
 
 /// One line describing an experiment's configuration, hyperparameters included:

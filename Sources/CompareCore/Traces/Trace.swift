@@ -22,10 +22,14 @@ public struct Trace: Sendable {
     public var finalParameters: [(weight: Matrix, bias: Matrix)]?
     /// The first K optimizer steps' tensors, when the experiment asked for them (`"trace": {"steps": K}`).
     public var steps: [TraceStep]
+    /// Per epoch (0…E), the parameters and optimizer state after its last update (epoch 0: the initial
+    /// parameters), by tensor name (`layers[i].weight`, `layers[i].bias`, `layers[i].weight.m`, …), when the
+    /// experiment asked for them (`"trace": {"epochParameters": true}`, trace version 2).
+    public var checkpoints: [Int: [String: Tensor]]
 
     public init(experiment: String, engine: String, epochs: [EpochMetrics], divergence: Divergence?, seconds: Double? = nil,
                 initialParameters: [String: Tensor]? = nil, finalParameters: [(weight: Matrix, bias: Matrix)]? = nil,
-                steps: [TraceStep] = []) {
+                steps: [TraceStep] = [], checkpoints: [Int: [String: Tensor]] = [:]) {
         self.experiment = experiment
         self.engine = engine
         self.epochs = epochs
@@ -34,6 +38,7 @@ public struct Trace: Sendable {
         self.initialParameters = initialParameters
         self.finalParameters = finalParameters
         self.steps = steps
+        self.checkpoints = checkpoints
     }
 }
 

@@ -1,7 +1,7 @@
 import Foundation
 import Framework
 
-// Trace files, version 1 (docs/trace-format.md): reading, with every error naming the file, the JSON path and
+// Trace files, version 2 (and 1, read as before; docs/trace-format.md): reading, with every error naming the file, the JSON path and
 // what was expected, and checked against the experiment the trace claims to be of; and writing.
 
 /// A trace file that cannot be used: the file, the JSON path, what was expected.
@@ -21,7 +21,8 @@ public struct TraceError: Error, CustomStringConvertible, Equatable, Sendable {
 
 extension Trace {
     public static let formatName = "minidl-trace"
-    public static let version = 1
+    /// Written; version 1 (no per-epoch parameters) is read too.
+    public static let version = 2
     /// The largest trace file read: 500 000 000 bytes (a trace with many steps of a wide network is large).
     public static let maxFileBytes = 500_000_000
 
@@ -37,7 +38,7 @@ extension Trace {
         return try decode(data, file: file, experiment: experiment)
     }
 
-    /// Parses a trace (version 1, or a PyTorch fixture `*.torch.json`: `experiment`, `epochs`, `parameters`)
+    /// Parses a trace (version 2 or 1, or a PyTorch fixture `*.torch.json`: `experiment`, `epochs`, `parameters`)
     /// and checks it against `experiment`: its name, the epochs (in order, 0…E, or 0…d − 1 before a
     /// divergence at epoch d; a trace whose first entry is epoch 1 is read, and judged as missing epoch 0),
     /// the divergence, and every tensor's name and shape.
@@ -60,7 +61,11 @@ extension Trace {
         var members: [(String, JSONValue)] = [
             ("format", .string(Trace.formatName)), ("version", .integer(Trace.version)),
             ("experiment", .string(experiment)), ("engine", .string(engine)),
-            ("epochs", .array(epochs.map(\.jsonValue))),
+            ("epochs", .array(epochs.map { epoch in
+                guard let tensors = checkpoints[epoch.epoch], case var .object(pairs) = epoch.jsonValue else { return epoch.jsonValue }
+                pairs.append(("parameters", .object(TensorName.ordered(tensors.keys).map { ($0, tensors[$0]!.jsonValue) })))
+                return .object(pairs)
+            })),
             ("divergence", divergence.map(\.jsonValue) ?? .null),
         ]
         if let seconds { members.append(("seconds", .number(seconds))) }
@@ -88,10 +93,11 @@ extension EpochMetrics {
                  ("trainAccuracy", .number(trainAccuracy)), ("testAccuracy", .number(testAccuracy))])
     }
 
-    /// One epoch's entry, numbers possibly "NaN"/"Infinity" strings.
-    init(node: JSONNode) throws {
+    /// One epoch's entry, numbers possibly "NaN"/"Infinity" strings; `extraKeys` are allowed beside the metrics
+    /// (and read by the caller).
+    init(node: JSONNode, extraKeys: [String] = []) throws {
         let members = try node.members()
-        try members.allowOnly(["epoch", "trainLoss", "testLoss", "trainAccuracy", "testAccuracy"], in: "an epoch")
+        try members.allowOnly(["epoch", "trainLoss", "testLoss", "trainAccuracy", "testAccuracy"] + extraKeys, in: "an epoch")
         func number(_ key: String) throws -> Double {
             try members.required(key, "missing: an epoch has epoch, trainLoss, testLoss, trainAccuracy, testAccuracy")
                 .numberOrNonFinite()
@@ -150,6 +156,7 @@ private struct TraceReader {
                        "initialParameters", "parameters", "steps"]
 
     func read(_ root: JSONNode) throws -> Trace {
+        var version = 1
         guard case .object = root.value else {
             throw root.problem("expected a JSON object at the top level, got \(root.value.summary)")
         }
@@ -160,10 +167,11 @@ private struct TraceReader {
             guard try format.string() == Trace.formatName else {
                 throw format.problem("expected \"\(Trace.formatName)\", got \(format.value.summary)")
             }
-            let version = try top.required("version", "missing: a trace says its version (1)")
-            guard case .number(_, 1?) = version.value else {
-                throw version.problem("this build reads version \(Trace.version), got \(version.value.summary)")
+            let versionNode = try top.required("version", "missing: a trace says its version (2, or 1)")
+            guard case let .number(_, v?) = versionNode.value, v == 1 || v == 2 else {
+                throw versionNode.problem("this build reads versions 1 and 2, got \(versionNode.value.summary)")
             }
+            version = Int(v)
             engine = try top.required("engine", "missing: a trace names its engine (free text)").string()
         } else if Set(top.keys).isSubset(of: ["experiment", "epochs", "parameters"]) {
             engine = "PyTorch"  // a PyTorch fixture, read as version 1
@@ -175,7 +183,14 @@ private struct TraceReader {
             throw JSONProblem("experiment", "\"\(name)\", but the experiment is named \"\(experiment.name)\"")
         }
         let divergence = try top["divergence"].flatMap { $0.isNull ? nil : try readDivergence($0) }
-        let epochs = try readEpochs(try top.required("epochs", "missing: the per-epoch evaluation"), divergence: divergence)
+        let epochsNode = try top.required("epochs", "missing: the per-epoch evaluation")
+        let epochs = try readEpochs(epochsNode, divergence: divergence, version: version)
+        var checkpoints: [Int: [String: Tensor]] = [:]
+        if version >= 2 {
+            for (entry, metrics) in zip(try epochsNode.array(), epochs) {
+                if let node = try entry.members()["parameters"] { checkpoints[metrics.epoch] = try readCheckpoint(node) }
+            }
+        }
         let seconds = try top["seconds"].map { node -> Double in
             let value = try node.number()
             guard value.isFinite && value >= 0 else { throw node.problem("must be a number of seconds ≥ 0, got \(formatNumber(value))") }
@@ -185,7 +200,7 @@ private struct TraceReader {
         let final = try top["parameters"].map { try readFinalParameters($0) }
         let steps = try top["steps"].map { try readSteps($0, divergence: divergence) } ?? []
         return Trace(experiment: name, engine: engine, epochs: epochs, divergence: divergence, seconds: seconds,
-                     initialParameters: initial, finalParameters: final, steps: steps)
+                     initialParameters: initial, finalParameters: final, steps: steps, checkpoints: checkpoints)
     }
 
     private var epochsText: String {
@@ -208,9 +223,9 @@ private struct TraceReader {
         return Divergence(epoch: epoch, batch: batch, loss: loss)
     }
 
-    var batchesPerEpoch: Int { (experiment.data.trainCount + experiment.training.batchSize - 1) / experiment.training.batchSize }
+    var batchesPerEpoch: Int { ceilingDivision(experiment.data.trainCount, experiment.training.batchSize) }
 
-    func readEpochs(_ node: JSONNode, divergence: Divergence?) throws -> [EpochMetrics] {
+    func readEpochs(_ node: JSONNode, divergence: Divergence?, version: Int) throws -> [EpochMetrics] {
         let entries = try node.array()
         let last = divergence.map { $0.epoch - 1 } ?? experiment.training.epochs
         let expected = last + 1
@@ -219,7 +234,7 @@ private struct TraceReader {
             let why = divergence.map { "the run diverged at epoch \($0.epoch), so it has epochs 0…\($0.epoch - 1) (\(expected) entries)" } ?? epochsText
             throw node.problem("\(entries.count) entries, but \(why)")
         }
-        let epochs = try entries.map(EpochMetrics.init(node:))
+        let epochs = try entries.map { try EpochMetrics(node: $0, extraKeys: version >= 2 ? ["parameters"] : []) }
         let first = epochs[0].epoch
         guard first == 0 || first == 1 else {
             throw JSONProblem(entries[0].child("epoch"), "the first entry must be epoch 0 (the evaluation before any update), got \(first)")
@@ -319,6 +334,31 @@ private struct TraceReader {
                 throw JSONProblem(node.child(key), "expected layers[i].weight or layers[i].bias")
             }
             result[key] = try readTensor(members[key]!, name: key, rows: nil)
+        }
+        return result
+    }
+
+    /// An epoch's `parameters` (version 2): every linear layer's weight and bias, and optimizer states of the
+    /// experiment's optimizer only (SGD's momentum buffer when it has momentum; Adam's m and v).
+    func readCheckpoint(_ node: JSONNode) throws -> [String: Tensor] {
+        let members = try node.members()
+        var result: [String: Tensor] = [:]
+        let states = experiment.optimizer.configuration.stateNames
+        for key in members.keys {
+            let state = TensorName.states.first { key.hasSuffix(".weight.\($0)") || key.hasSuffix(".bias.\($0)") }
+            guard key.hasSuffix(".weight") || key.hasSuffix(".bias") || state != nil, TensorName.layer(of: key) != nil else {
+                throw JSONProblem(node.child(key), "expected layers[i].weight, layers[i].bias or their optimizer state (.\(TensorName.states.joined(separator: ", .")))")
+            }
+            if let state, !states.contains(state) {
+                throw JSONProblem(node.child(key), "the experiment's optimizer keeps no \"\(state)\" state"
+                                  + (states.isEmpty ? " (it keeps none)" : " (it keeps \(states.joined(separator: ", ")))"))
+            }
+            result[key] = try readTensor(members[key]!, name: key, rows: nil)
+        }
+        for i in experiment.model.linearIndices {
+            for name in [TensorName.weight(i), TensorName.bias(i)] where result[name] == nil {
+                throw node.problem("missing \(name): an epoch's parameters hold every linear layer's weight and bias")
+            }
         }
         return result
     }

@@ -169,12 +169,15 @@ def trace_starts_at_epoch_1():
 
 def metrics_before_update():
     """Entry e ≥ 1 holds the evaluation taken before epoch e's updates (entry 1 = entry 0, entry 2 = after
-    epoch 1, …), labelled 0 … E: every evaluation is reported one epoch late."""
+    epoch 1, …), labelled 0 … E: every evaluation is reported one epoch late. Only the metrics are late: an
+    entry's "parameters" ("trace": {"epochParameters": true}) stay the ones after epoch e, so that the metrics
+    no longer match the parameters written beside them, as in the referee's model of this convention."""
     original = engine.train
+    metrics = ("trainLoss", "testLoss", "trainAccuracy", "testAccuracy")
 
     def train(experiment, recorder):
         model, epochs, divergence = original(experiment, recorder)
-        late = [dict(epochs[max(e - 1, 0)], epoch=e) for e in range(len(epochs))]
+        late = [dict(epochs[e], **{key: epochs[max(e - 1, 0)][key] for key in metrics}) for e in range(len(epochs))]
         return model, late, divergence
     engine.train = train
 
@@ -189,6 +192,42 @@ def mse_gradient_over_rows():
     engine.MSE.gradient = staticmethod(lambda p, t: (p - t) * (2 / len(p)))
 
 
+def relu_derivative_one_at_zero():
+    """ReLU′(0) = 1 (PyTorch: 0): dx = dy where x ≥ 0. It matters only where an input is exactly 0."""
+    engine.ReLU.backward = lambda self, dy: np.where(self.x >= 0, dy, 0.0)
+
+
+def late_weight_decay():
+    """L2 weight decay 10⁻³ added to SGD's gradient from 5/6 of the run on (epoch 250 of 300): a bug that bites
+    only late, past the horizon where free-running curves stop being compared."""
+    state = {"epoch": 0, "epochs": 1}
+    original_order = engine.epoch_order
+
+    def epoch_order(experiment, epoch):
+        state["epoch"], state["epochs"] = epoch, experiment["epochs"]
+        return original_order(experiment, epoch)
+    engine.epoch_order = epoch_order
+    original = engine.SGD.decayed_gradient
+
+    def decayed_gradient(self, p):
+        g = original(self, p)
+        return g + 1e-3 * p.value if 6 * state["epoch"] >= 5 * state["epochs"] else g
+    engine.SGD.decayed_gradient = decayed_gradient
+
+
+def mse_scaling_in_linear():
+    """An equivalent reformulation: MSE's gradient without its 1/rows, and Linear's parameter gradients divided by
+    the rows instead. Every update is PyTorch's; loss.dInput and every dInput are `rows` times PyTorch's."""
+    engine.MSE.gradient = staticmethod(lambda p, t: (p - t) * (2 / p.shape[1]))
+
+    def backward(self, dy):
+        rows = len(dy)
+        self.weight.grad += dy.T @ self.x / rows
+        self.bias.grad += dy.sum(axis=0) / rows
+        return dy @ self.weight.value
+    engine.Linear.backward = backward
+
+
 def none():
     """No change (a control)."""
 
@@ -198,7 +237,8 @@ VARIANTS = {function.__name__.replace("_", "-"): function for function in [
     sgd_weight_decay_after_momentum, nesterov_ignored, adam_eps_inside_sqrt, adam_no_bias_correction,
     adamw_decoupled, drop_last_batch, orders_ignored, gradients_not_zeroed, sigmoid_derivative_from_input,
     tanh_derivative_from_input, leaky_relu_derivative_no_slope, trace_starts_at_epoch_1, metrics_before_update,
-    tanh_derivative_off_by_1_percent, mse_gradient_over_rows, none]}
+    tanh_derivative_off_by_1_percent, mse_gradient_over_rows, relu_derivative_one_at_zero, late_weight_decay,
+    mse_scaling_in_linear, none]}
 
 
 def main(arguments):
