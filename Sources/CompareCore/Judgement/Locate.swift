@@ -287,7 +287,7 @@ struct StepWalk {
         if given == 0 {
             finding = .notFound("\(engineName) gives no steps, so only its epochs can be compared: "
                                 + (input.parity.reason.isEmpty ? "they agree" : input.parity.reason))
-        } else if let failing, failing <= epochsToWalk, stepsWalked >= min(steps, given) {
+        } else if let failing, failing <= epochsToWalk, stepsWalked >= min(steps, given), stepsWalked >= failing * batchesPerEpoch {
             let walked = "every tensor of the \(counted(stepsWalked, "step")) through epoch \(max(failing, 1)) agrees within its tolerance "
                 + "(largest difference \(formatNumber(agreed)))"
             finding = .evaluation(epoch: failing, message: "\(walked), but the evaluation of epoch \(failing) differs: "

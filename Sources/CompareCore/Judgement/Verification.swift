@@ -445,10 +445,11 @@ struct Verifier {
 
     /// Replays `epoch` by the referee from the engine's parameters and state after the previous epoch, and
     /// compares the result with the engine's parameters and state after this one, element by element within
-    /// `G·Σₖ tolerance(bₖ)`: bₖ is the error bound of step k's update (`StepChecks`, exact inputs), and G the
-    /// epoch's measured growth of rounding (the same epoch replayed from parameters nudged up by one ulp: how
-    /// far apart the two end, over the nudge), times `epochGrowthMargin`, at least 1. An epoch whose growth
-    /// exceeds `maxEpochGrowth` cannot be verified this way (`gap`).
+    /// `max(1, margin·G)·T`: T = Σₖ tolerance(bₖ), bₖ the error bound of step k's update (`StepChecks`, exact
+    /// inputs): what two correct engines may differ by if nothing were amplified; G the epoch's measured growth:
+    /// the same epoch replayed from parameters moved by T, how far apart the two end over max T. (Moving by T
+    /// rather than one ulp keeps an exact zero exact: a parameter no rounding touches is not pushed across a
+    /// kink.) An epoch whose growth exceeds `maxEpochGrowth` cannot be verified this way (`gap`).
     mutating func replayEpoch(_ epoch: Int, from start: Checkpoint, to end: Checkpoint) {
         let experiment = input.round.experiment
         let stepsBefore = (epoch - 1) * walk.batchesPerEpoch
@@ -458,21 +459,30 @@ struct Verifier {
                 gap = "the referee's replay of epoch \(epoch) from \(walk.engineName)'s parameters diverges, and \(walk.engineName)'s did not"
                 return
             }
+            // The epoch again from parameters moved by the whole epoch's allowance T (each element by its own):
+            // how far that carries to the epoch's end, over T, is the epoch's growth of rounding.
             var nudged = start
-            for k in nudged.parameters.indices {
-                nudged.parameters[k].weight.elements = nudged.parameters[k].weight.elements.map(\.nextUp)
-                nudged.parameters[k].bias.elements = nudged.parameters[k].bias.elements.map(\.nextUp)
+            var nudge = 0.0
+            for (k, i) in walk.linearIndices.enumerated() {
+                for (name, isBias) in [(TensorName.weight(i), false), (TensorName.bias(i), true)] {
+                    guard let t = main.tolerance[name] else { continue }
+                    nudge = max(nudge, t.elements.max() ?? 0)
+                    if isBias {
+                        for e in t.elements.indices { nudged.parameters[k].bias.elements[e] += t.elements[e] }
+                    } else {
+                        for e in t.elements.indices { nudged.parameters[k].weight.elements[e] += t.elements[e] }
+                    }
+                }
             }
-            let nudge = start.parameters.flatMap { $0.weight.elements + $0.bias.elements }.map { $0.nextUp - $0 }.max() ?? 0
             guard let shadow = try replay(epoch, batches, from: nudged, stepsBefore: stepsBefore, bounds: false) else {
-                gap = "epoch \(epoch) diverges when replayed from parameters nudged by one ulp: rounding decides it"
+                gap = "epoch \(epoch) diverges when replayed from parameters moved by its rounding allowance: rounding decides it"
                 return
             }
             var apart = 0.0
             for (a, b) in zip(main.end.parameters, shadow.end.parameters) {
                 for (x, y) in zip(a.weight.elements + a.bias.elements, b.weight.elements + b.bias.elements) { apart = max(apart, elementDifference(x, y)) }
             }
-            let growth = nudge > 0 ? apart / nudge : .infinity
+            let growth = nudge > 0 ? apart / nudge : apart > 0 ? .infinity : 0
             guard growth <= maxEpochGrowth else {
                 gap = "epoch \(epoch) amplifies rounding \(scientific(growth))-fold, too much to verify it from per-epoch parameters "
                     + "(give its steps: \"trace\": {\"steps\": K})"

@@ -161,7 +161,7 @@ func applyVerification(_ verification: Verification?, to parity: inout Parity, r
     let since = max(horizon - 1, through)
     parity.status = .unverified
     parity.reason = "unverified after epoch \(since): free-running comparison stops at the horizon (epoch \(horizon)), and "
-        + (verification?.gap ?? "nothing after it was replayed") + " (give per-epoch parameters)"
+        + (verification?.gap ?? "nothing after it was replayed (give per-epoch parameters: \"trace\": {\"epochParameters\": true})")
 }
 
 /// One experiment: what it is, its rounds, and what was published for it.

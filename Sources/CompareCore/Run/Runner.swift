@@ -257,7 +257,14 @@ func locateFailures(_ request: RunRequest, jobs: [(experiment: Int, round: Int)]
                                     refereeRun: referee, parity: task.parity, plantedDifference: request.plantedDifference,
                                     horizon: task.parity.horizon, tolerances: request.tolerances)
             do {
-                localisation = try locate(input)
+                var found = try locate(input)
+                // The walk could not reach what the replay of an epoch found (an outside engine's steps are asked
+                // for from the start, within a bound): that epoch-level difference is where.
+                if case .notFound = found.finding, let verification = task.parity.verification, let failure = verification.failure {
+                    found.notes.append("the walk of the engine's steps did not reach it: \(found.whereText)")
+                    found.finding = failure
+                }
+                localisation = found
             } catch {
                 localisation = Localisation(engine: name, referee: EngineName.reference, finding: .notFound("could not locate: \(error)"),
                                             stepsWalked: 0, notes: [], seconds: 0, convention: nil)
