@@ -102,6 +102,31 @@ final class ReplayVerdictTests: XCTestCase {
         XCTAssertEqual(result.status, 3, result.stdout + result.stderr)
         XCTAssertTrue(result.stdout.hasPrefix("Verdict: UNVERIFIED"), result.stdout)
         XCTAssertTrue(result.stdout.contains("Unverified:\n  chaos round 0 (seed 1), chaos: unverified after epoch"), result.stdout)
+
+        // The NumPy engine gives every epoch's parameters, but one epoch of this run amplifies rounding more than
+        // 10⁴-fold: its replay from them would excuse a real difference, so it is unverified too, and says why.
+        let numpy = try Hardened.compare(["--experiment", experimentFile.path, "--engine", "numpy=python3 \(Self.numpyEngine)"])
+        XCTAssertEqual(numpy.status, 3, numpy.stdout + numpy.stderr)
+        XCTAssertTrue(numpy.stdout.contains("amplifies rounding"), numpy.stdout)
+    }
+
+    /// An epoch's reported metrics against the referee's evaluation of the engine's own parameters: the loss
+    /// within its tolerance, the accuracy counting the same rows but for those within rounding of their decision.
+    func testReportedMetricsAreJudgedAgainstTheRefereesEvaluation() {
+        let train = SetEvaluation(loss: 0.25, lossTolerance: 1e-15, correct: 30, ambiguous: 0, rows: 40)
+        let test = SetEvaluation(loss: 0.5, lossTolerance: 1e-15, correct: 10, ambiguous: 1, rows: 20)
+        let evaluation = EpochEvaluation(epoch: 3, train: train, test: test)
+        func metrics(_ trainLoss: Double, _ trainAccuracy: Double, _ testAccuracy: Double) -> EpochMetrics {
+            EpochMetrics(epoch: 3, trainLoss: trainLoss, testLoss: 0.5, trainAccuracy: trainAccuracy, testAccuracy: testAccuracy)
+        }
+        XCTAssertNil(evaluation.problem(metrics(0.25 + 5e-16, 0.75, 0.5)), "within the loss's tolerance")
+        XCTAssertNil(evaluation.problem(metrics(0.25, 0.75, 0.55)), "one test row within rounding of its decision")
+        XCTAssertEqual(evaluation.problem(metrics(0.25 + 2e-15, 0.75, 0.5))?.hasPrefix("train loss"), true)
+        XCTAssertEqual(evaluation.problem(metrics(0.25, 0.775, 0.5))?.hasPrefix("train accuracy 0.775, but with its own parameters "
+                                                                               + "the referee counts 30 of 40 rows correct"), true)
+        XCTAssertNotNil(evaluation.problem(metrics(0.25, 0.75, 0.6)), "two test rows off, one ambiguous")
+        XCTAssertNotNil(evaluation.problem(metrics(.nan, 0.75, 0.5)), "NaN against a finite loss")
+        XCTAssertNotNil(evaluation.problem(metrics(.infinity, 0.75, 0.5)))
     }
 
     // MARK: A kink

@@ -33,6 +33,14 @@ public struct SetEvaluation: Equatable, Sendable {
     public var ambiguous: Int
     public var rows: Int
 
+    public init(loss: Double, lossTolerance: Double, correct: Int, ambiguous: Int, rows: Int) {
+        self.loss = loss
+        self.lossTolerance = lossTolerance
+        self.correct = correct
+        self.ambiguous = ambiguous
+        self.rows = rows
+    }
+
     /// Why `loss` and `accuracy` (an engine's report of this set) disagree with this evaluation, or nil.
     func problem(loss reported: Double, accuracy: Double, set: String) -> String? {
         let lossAgrees = reported == loss || (reported.isNaN && loss.isNaN)
@@ -61,6 +69,12 @@ public struct EpochEvaluation: Equatable, Sendable {
     public var train: SetEvaluation
     public var test: SetEvaluation
 
+    public init(epoch: Int, train: SetEvaluation, test: SetEvaluation) {
+        self.epoch = epoch
+        self.train = train
+        self.test = test
+    }
+
     /// Why the engine's reported metrics of this epoch disagree with the referee's evaluation, or nil.
     public func problem(_ reported: EpochMetrics) -> String? {
         train.problem(loss: reported.trainLoss, accuracy: reported.trainAccuracy, set: "train")
@@ -87,6 +101,9 @@ public struct Verification: Equatable, Sendable {
     public var remarks: [String]
     public var stepsReplayed: Int
     public var seconds: Double
+    /// The largest growth of rounding measured over one epoch replayed from per-epoch parameters (0: none
+    /// replayed).
+    public var largestEpochGrowth: Double = 0
     /// The failure is as precise as `locate`'s: a step's tensor, the initial parameters or the schedule (not an
     /// epoch replayed from per-epoch parameters, nor an evaluation).
     public var failureLocated: Bool = false
@@ -274,6 +291,7 @@ struct Verifier {
     var fullStepsInEpoch = 0
     /// The finding came from an epoch replay.
     var epochReplayFailure = false
+    var largestEpochGrowth = 0.0
 
     init(_ input: VerifyInput) {
         self.input = input
@@ -488,6 +506,7 @@ struct Verifier {
                     + "(give its steps: \"trace\": {\"steps\": K})"
                 return
             }
+            largestEpochGrowth = max(largestEpochGrowth, growth)
             let factor = max(1, epochGrowthMargin * growth)
             var worstRatio = 0.0, largest = 0.0
             for (k, i) in walk.linearIndices.enumerated() {
@@ -592,7 +611,8 @@ struct Verifier {
         }
         return Verification(engine: walk.engineName, lines: order.map { lines[$0]! }, evaluations: evaluations,
                             verifiedThrough: verifiedThrough, failure: walk.found ? walk.finding : nil, gap: gap, remarks: remarks,
-                            stepsReplayed: walk.stepsWalked, seconds: monotonicSeconds() - start, failureLocated: located)
+                            stepsReplayed: walk.stepsWalked, seconds: monotonicSeconds() - start, largestEpochGrowth: largestEpochGrowth,
+                            failureLocated: located)
     }
 }
 
@@ -610,7 +630,8 @@ struct NeumaierAccumulator {
 extension Verification {
     /// llm.c's test lines, one per kind of thing recomputed: "OK steps n=60000 maxdiff=3.1e-16 ratio=0.21".
     public var textLines: [String] {
-        lines.map { "OK \($0.name) n=\($0.count) maxdiff=\(scientific($0.maxDifference)) ratio=\(String(format: "%.2f", $0.maxRatio))" }
+        lines.map { "OK \($0.name) n=\($0.count) maxdiff=\(scientific($0.maxDifference)) ratio=\(String(format: "%.2f", $0.maxRatio))"
+            + ($0.name == "epoch replay" ? " growth=\(String(format: "%.3g", largestEpochGrowth))" : "") }
             + (failureText.map { ["DIFFERS \($0)"] } ?? [])
             + (gap.map { ["UNVERIFIED after epoch \(verifiedThrough ?? -1): \($0)"] } ?? [])
     }
@@ -629,6 +650,7 @@ extension Verification {
             o["gap"] = gap.map { .string($0) } ?? .null
             o["remarks"] = .array(remarks.map { .string($0) })
             o["seconds"] = .number(seconds)
+            o["largestEpochGrowth"] = .number(largestEpochGrowth)
             o["checks"] = .array(lines.map { line in
                 .object([("name", .string(line.name)), ("count", .integer(line.count)), ("maxDifference", .number(line.maxDifference)),
                          ("maxRatio", .number(line.maxRatio))])
@@ -676,6 +698,7 @@ extension Verification {
                   failure: failure, gap: gapNode.isNull ? nil : try gapNode.string(),
                   remarks: try m.required("remarks", "missing").array().map { try $0.string() },
                   stepsReplayed: try m.required("stepsReplayed", "missing").integer(),
-                  seconds: try m.required("seconds", "missing").numberOrNonFinite())
+                  seconds: try m.required("seconds", "missing").numberOrNonFinite(),
+                  largestEpochGrowth: try m.required("largestEpochGrowth", "missing").numberOrNonFinite())
     }
 }
