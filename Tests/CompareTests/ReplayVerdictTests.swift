@@ -233,13 +233,15 @@ final class ReplayVerdictTests: XCTestCase {
     /// changes nothing before the horizon (the free-running curves agree within 10⁻¹⁴ there) and passed as
     /// amplified; the replay of epoch 34 from the engine's own parameters finds it. The same engine without the
     /// bug is verified through epoch 40.
+    static let late = """
+        { "name": "late", "seed": 4, "data": { "disk": { "train": 200, "test": 200 } },
+          "model": { "layers": [ { "type": "linear", "in": 2, "out": 25 }, { "type": "relu" }, { "type": "linear", "in": 25, "out": 25 },
+                                 { "type": "tanh" }, { "type": "linear", "in": 25, "out": 2 } ] },
+          "optimizer": { "type": "sgd", "lr": 0.3 }, "training": { "epochs": 40, "batchSize": 1 } }
+        """
+
     func testABugPastTheHorizonFails() throws {
-        let e = try experiment("""
-            { "name": "late", "seed": 4, "data": { "disk": { "train": 200, "test": 200 } },
-              "model": { "layers": [ { "type": "linear", "in": 2, "out": 25 }, { "type": "relu" }, { "type": "linear", "in": 25, "out": 25 },
-                                     { "type": "tanh" }, { "type": "linear", "in": 25, "out": 2 } ] },
-              "optimizer": { "type": "sgd", "lr": 0.3 }, "training": { "epochs": 40, "batchSize": 1 } }
-            """)
+        let e = try experiment(Self.late)
         setenv("PLANTED_FROM_EPOCH", "34", 1)
         defer { unsetenv("PLANTED_FROM_EPOCH") }
         let request = RunRequest(experiments: [PlannedExperiment(e)], rounds: 1, engines: [try planted("late-weight-decay"), try planted("none")])
@@ -254,6 +256,27 @@ final class ReplayVerdictTests: XCTestCase {
         let none = try XCTUnwrap(record.comparisons.first { $0.engine == "none" && $0.referee == EngineName.reference })
         XCTAssertEqual(none.status, .pass, none.reason)
         XCTAssertEqual(none.verification?.verifiedThrough, 40)
+    }
+
+    /// A divergence past the horizon is not excused either: an engine that claims its loss became ∞ at epoch 36,
+    /// batch 5 while the referee's replay of epoch 36 from its parameters does not diverge is unverified, never
+    /// passed (free-running, it would be a difference past the horizon, which is not judged).
+    func testADivergencePastTheHorizonIsReplayed() throws {
+        let e = try experiment(Self.late)
+        let trace = try CommandEngine(specification: "numpy=python3 \(Self.numpyEngine)").train(MaterializedRound(e, round: 0))
+        var claimed = trace
+        claimed.epochs = trace.epochs.filter { $0.epoch <= 35 }
+        claimed.checkpoints = trace.checkpoints.filter { $0.key <= 35 }
+        claimed.finalParameters = nil
+        claimed.divergence = Divergence(epoch: 36, batch: 5, loss: .infinity)
+        let (parity, record) = try judged(e, [GivenTraceEngine(name: "claimed", trace: claimed), GivenTraceEngine(name: "numpy", trace: trace)],
+                                          name: "claimed")
+        XCTAssertLessThan(try XCTUnwrap(parity.horizon), 36)
+        XCTAssertEqual(parity.status, .unverified, parity.reason)
+        XCTAssertTrue(parity.reason.contains("diverged at epoch 36, batch 5, but the referee's replay of that epoch from its parameters does not "
+                                            + "diverge by that batch"), parity.reason)
+        XCTAssertEqual(parity.verification?.divergenceVerified, false)
+        XCTAssertEqual(record.comparisons.first { $0.engine == "numpy" && $0.referee == EngineName.reference }?.status, .pass)
     }
 
     // MARK: merge

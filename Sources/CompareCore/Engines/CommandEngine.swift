@@ -9,7 +9,7 @@ import Glibc
 ///     COMMAND <experiment.json> <trace.json>
 ///
 /// is run, with no shell (the command line is split into words as a shell would: `ShellWords`). The engine
-/// must write a version-1 trace (docs/trace-format.md) and exit 0 within `timeout` seconds. Anything else is
+/// must write a version-2 (or 1) trace (docs/trace-format.md) and exit 0 within `timeout` seconds. Anything else is
 /// an `EngineError` naming the engine and the round, with the exit status and the last lines of its stderr:
 /// it cannot be started, exits non-zero, is killed by a signal, runs out of time (its process group is killed),
 /// writes no trace, a trace over `Trace.maxFileBytes`, or a trace that is not valid.

@@ -38,16 +38,22 @@ enum StepBounds {
     static func linearForward(x: Matrix, ex: Matrix, weight: Matrix, bias: Matrix) -> Matrix {
         let (rows, inWidth, outWidth) = (x.rows, x.columns, weight.rows)
         let g = gamma(inWidth + 1)
+        // Factored: e_y[r, j] = Σₖ a[r, k]·|W[j, k]| + γ|b[j]| with a = e_x + γ(|x| + e_x), rows of contiguous dot products.
+        var a = [Double](repeating: 0, count: rows * inWidth)
+        for i in a.indices { a[i] = ex.elements[i] + g * (abs(x.elements[i]) + ex.elements[i]) }
+        let w = weight.elements.map(abs)
         var e = Matrix(rows: rows, columns: outWidth)
-        for r in 0..<rows {
-            for j in 0..<outWidth {
-                var propagated = 0.0, magnitude = abs(bias.elements[j])
-                for k in 0..<inWidth {
-                    let w = abs(weight.elements[j * inWidth + k]), exk = ex.elements[r * inWidth + k]
-                    propagated += exk * w
-                    magnitude += (abs(x.elements[r * inWidth + k]) + exk) * w
+        a.withUnsafeBufferPointer { ap in
+            w.withUnsafeBufferPointer { wp in
+                e.elements.withUnsafeMutableBufferPointer { ep in
+                    for r in 0..<rows {
+                        for j in 0..<outWidth {
+                            var sum = g * abs(bias.elements[j])
+                            for k in 0..<inWidth { sum += ap[r * inWidth + k] * wp[j * inWidth + k] }
+                            ep[r * outWidth + j] = sum
+                        }
+                    }
                 }
-                e.elements[r * outWidth + j] = propagated + g * magnitude
             }
         }
         return e
@@ -92,30 +98,39 @@ enum StepBounds {
     static func linearBackward(x: Matrix, ex: Matrix, weight: Matrix, dy: Matrix, edy: Matrix)
         -> (dInput: Matrix, dWeight: Matrix, dBias: Matrix) {
         let (rows, inWidth, outWidth) = (x.rows, x.columns, weight.rows)
-        var dInput = Matrix(rows: rows, columns: inWidth)
         let gOut = gamma(outWidth), gRows = gamma(rows)
-        for r in 0..<rows {
-            for k in 0..<inWidth {
-                var propagated = 0.0, magnitude = 0.0
-                for j in 0..<outWidth {
-                    let w = abs(weight.elements[j * inWidth + k])
-                    propagated += edy.elements[r * outWidth + j] * w
-                    magnitude += abs(dy.elements[r * outWidth + j]) * w
-                }
-                dInput.elements[r * inWidth + k] = propagated + gOut * magnitude
-            }
+        // Factored, with contiguous inner loops: e_dx[r, ·] = Σⱼ (e_dy + γ_out|dy|)[r, j]·|W[j, ·]|;
+        // e_dW[j, ·] = Σ_r (e_dy + γ_r|dy|)[r, j]·|x[r, ·]| + (|dy| + e_dy)[r, j]·e_x[r, ·].
+        var b = [Double](repeating: 0, count: rows * outWidth), c = b, d = b
+        for i in b.indices {
+            let g = abs(dy.elements[i]), eg = edy.elements[i]
+            b[i] = eg + gOut * g
+            c[i] = eg + gRows * g
+            d[i] = g + eg
         }
-        var dWeight = Matrix(rows: outWidth, columns: inWidth)
-        for j in 0..<outWidth {
-            for k in 0..<inWidth {
-                var propagated = 0.0, magnitude = 0.0
-                for r in 0..<rows {
-                    let d = abs(dy.elements[r * outWidth + j]), ed = edy.elements[r * outWidth + j]
-                    let xv = abs(x.elements[r * inWidth + k]), exv = ex.elements[r * inWidth + k]
-                    propagated += ed * xv + d * exv + ed * exv
-                    magnitude += d * xv
+        let w = weight.elements.map(abs), ax = x.elements.map(abs)
+        let exactInput = ex.elements.allSatisfy { $0 == 0 }
+        var dInput = Matrix(rows: rows, columns: inWidth), dWeight = Matrix(rows: outWidth, columns: inWidth)
+        dInput.elements.withUnsafeMutableBufferPointer { dip in
+            dWeight.elements.withUnsafeMutableBufferPointer { dwp in
+                w.withUnsafeBufferPointer { wp in
+                    ax.withUnsafeBufferPointer { xp in
+                        ex.elements.withUnsafeBufferPointer { exp in
+                            for r in 0..<rows {
+                                for j in 0..<outWidth {
+                                    let bj = b[r * outWidth + j], cj = c[r * outWidth + j], dj = d[r * outWidth + j]
+                                    for k in 0..<inWidth {
+                                        dip[r * inWidth + k] += bj * wp[j * inWidth + k]
+                                        dwp[j * inWidth + k] += cj * xp[r * inWidth + k]
+                                    }
+                                    if !exactInput {
+                                        for k in 0..<inWidth { dwp[j * inWidth + k] += dj * exp[r * inWidth + k] }
+                                    }
+                                }
+                            }
+                        }
+                    }
                 }
-                dWeight.elements[j * inWidth + k] = propagated + gRows * magnitude
             }
         }
         var dBias = Matrix(rows: 1, columns: outWidth)

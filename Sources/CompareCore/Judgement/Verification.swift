@@ -104,6 +104,9 @@ public struct Verification: Equatable, Sendable {
     /// The largest growth of rounding measured over one epoch replayed from per-epoch parameters (0: none
     /// replayed).
     public var largestEpochGrowth: Double = 0
+    /// When the engine's run diverged: whether the referee's replay from its own state diverged at the same
+    /// step (nil: the run did not diverge).
+    public var divergenceVerified: Bool? = nil
     /// The failure is as precise as `locate`'s: a step's tensor, the initial parameters or the schedule (not an
     /// epoch replayed from per-epoch parameters, nor an evaluation).
     public var failureLocated: Bool = false
@@ -164,6 +167,8 @@ func verifyFramework(_ input: VerifyInput) throws -> Verification {
     var engine = FrameworkEngine()
     engine.onStep = { step in verifier.consume(step) }
     let trace = try engine.train(input.round.with(traceSteps: steps))
+    // Its diverging step (outputs and loss) was replayed with the others: the referee's loss was not finite there too.
+    if trace.divergence != nil { verifier.divergenceVerified = !verifier.walk.found && verifier.walk.diverged }
     // The run must be the one judged: the same engine, deterministic.
     func bits(_ e: [EpochMetrics]) -> [UInt64] { e.flatMap { [UInt64($0.epoch), $0.trainLoss.bitPattern, $0.testLoss.bitPattern,
                                                              $0.trainAccuracy.bitPattern, $0.testAccuracy.bitPattern] } }
@@ -221,6 +226,13 @@ func verifyTrace(_ trace: Trace, _ input: VerifyInput) throws -> Verification {
         epoch += 1
     }
     if verifier.walk.found { return verifier.result(start) }
+    // A divergence: the referee replays its epoch from the parameters before it, and must diverge at that batch.
+    if let divergence = input.engineRun.divergence {
+        verifier.divergenceVerified = false
+        if verifier.verifiedThrough == divergence.epoch - 1, let previous = checkpoints[divergence.epoch - 1] {
+            verifier.checkDivergence(divergence, from: previous)
+        }
+    }
     // What could not be replayed is still evaluated: every epoch's parameters, and the final ones.
     let through = verifier.verifiedThrough ?? -1
     for e in checkpoints.keys.sorted() where e > through && !verifier.walk.found {
@@ -292,6 +304,7 @@ struct Verifier {
     /// The finding came from an epoch replay.
     var epochReplayFailure = false
     var largestEpochGrowth = 0.0
+    var divergenceVerified: Bool? = nil
 
     init(_ input: VerifyInput) {
         self.input = input
@@ -551,11 +564,37 @@ struct Verifier {
         }
     }
 
+    /// Replays the diverging epoch from the engine's parameters before it: the referee's loss must first be
+    /// non-finite at the engine's diverging batch.
+    mutating func checkDivergence(_ divergence: Divergence, from start: Checkpoint) {
+        let batches = (1...walk.batchesPerEpoch).map { walk.batchRows(epoch: divergence.epoch, batch: $0) }
+        let stepsBefore = (divergence.epoch - 1) * walk.batchesPerEpoch
+        do {
+            let at = try replayStopping(divergence.epoch, Array(batches.prefix(divergence.batch)), from: start, stepsBefore: stepsBefore,
+                                        bounds: false).divergedAt
+            if at == divergence.batch {
+                divergenceVerified = true
+            } else {
+                gap = "\(walk.engineName) diverged at epoch \(divergence.epoch), batch \(divergence.batch), but the referee's replay of that epoch from "
+                    + (at.map { "its parameters diverges at batch \($0)" } ?? "its parameters does not diverge by that batch")
+            }
+        } catch {
+            gap = "the referee could not replay epoch \(divergence.epoch) from \(walk.engineName)'s parameters: \(error)"
+        }
+    }
+
     /// The referee's epoch from `start`: where it ends and, with `bounds`, the accumulated tolerance of each
     /// parameter and state (Σ over the steps of `StepBounds.tolerance` of its update's bound); nil when a
     /// step's loss is not finite.
     func replay(_ epoch: Int, _ batches: [ArraySlice<Int>], from start: Checkpoint, stepsBefore: Int, bounds: Bool) throws
         -> (end: Checkpoint, tolerance: [String: Matrix])? {
+        let result = try replayStopping(epoch, batches, from: start, stepsBefore: stepsBefore, bounds: bounds)
+        return result.divergedAt == nil ? (result.end, result.tolerance) : nil
+    }
+
+    /// The same, stopping at the first batch whose loss is not finite, and saying which (1-based).
+    func replayStopping(_ epoch: Int, _ batches: [ArraySlice<Int>], from start: Checkpoint, stepsBefore: Int, bounds: Bool) throws
+        -> (end: Checkpoint, tolerance: [String: Matrix], divergedAt: Int?) {
         let experiment = input.round.experiment
         var state = start
         var tolerance: [String: Matrix] = [:]
@@ -568,7 +607,7 @@ struct Verifier {
                 layers: referenceLayers(experiment.model, parameters: state.parameters), loss: experiment.loss.reference,
                 optimizer: experiment.optimizer.configuration.reference, state: snapshot, inputs: x.rowArrays, targets: y.rowArrays,
                 epoch: epoch, batch: batch))
-            if case let .scalar(loss)? = step.tensors[TensorName.loss], !loss.isFinite { return nil }
+            if case let .scalar(loss)? = step.tensors[TensorName.loss], !loss.isFinite { return (state, tolerance, batch) }
             if bounds {
                 let checks = StepChecks(experiment: experiment, parameters: state.parameters, states: state.states, stepCount: stepCount + 1,
                                         x: x, targets: y, referee: step)
@@ -596,7 +635,7 @@ struct Verifier {
                 }
             }
         }
-        return (state, tolerance)
+        return (state, tolerance, nil)
     }
 
     func result(_ start: Double) -> Verification {
@@ -612,7 +651,7 @@ struct Verifier {
         return Verification(engine: walk.engineName, lines: order.map { lines[$0]! }, evaluations: evaluations,
                             verifiedThrough: verifiedThrough, failure: walk.found ? walk.finding : nil, gap: gap, remarks: remarks,
                             stepsReplayed: walk.stepsWalked, seconds: monotonicSeconds() - start, largestEpochGrowth: largestEpochGrowth,
-                            failureLocated: located)
+                            divergenceVerified: divergenceVerified, failureLocated: located)
     }
 }
 
@@ -651,6 +690,7 @@ extension Verification {
             o["remarks"] = .array(remarks.map { .string($0) })
             o["seconds"] = .number(seconds)
             o["largestEpochGrowth"] = .number(largestEpochGrowth)
+            o["divergenceVerified"] = divergenceVerified.map { .bool($0) } ?? .null
             o["checks"] = .array(lines.map { line in
                 .object([("name", .string(line.name)), ("count", .integer(line.count)), ("maxDifference", .number(line.maxDifference)),
                          ("maxRatio", .number(line.maxRatio))])
@@ -699,6 +739,8 @@ extension Verification {
                   remarks: try m.required("remarks", "missing").array().map { try $0.string() },
                   stepsReplayed: try m.required("stepsReplayed", "missing").integer(),
                   seconds: try m.required("seconds", "missing").numberOrNonFinite(),
-                  largestEpochGrowth: try m.required("largestEpochGrowth", "missing").numberOrNonFinite())
+                  largestEpochGrowth: try m.required("largestEpochGrowth", "missing").numberOrNonFinite(),
+                  divergenceVerified: try m.required("divergenceVerified", "missing").isNull ? nil
+                      : try m.required("divergenceVerified", "missing").bool())
     }
 }

@@ -155,9 +155,16 @@ func applyVerification(_ verification: Verification?, to parity: inout Parity, r
         parity.status = .fail
         return
     }
-    guard parity.status == .pass, let horizon = parity.horizon, let last = run.epochs.last?.epoch, last >= horizon else { return }
+    guard parity.status == .pass, let horizon = parity.horizon, let last = run.epochs.last?.epoch else { return }
     let through = verification?.verifiedThrough ?? -1
-    guard through < last else { return }
+    if let divergence = run.divergence, divergence.epoch >= horizon, through >= last, verification?.divergenceVerified != true {
+        parity.status = .unverified
+        parity.reason = "unverified divergence: free-running comparison stops at the horizon (epoch \(horizon)), and "
+            + (verification?.gap ?? "the divergence at epoch \(divergence.epoch), batch \(divergence.batch) was not replayed "
+               + "(give per-epoch parameters: \"trace\": {\"epochParameters\": true})")
+        return
+    }
+    guard last >= horizon, through < last else { return }
     let since = max(horizon - 1, through)
     parity.status = .unverified
     parity.reason = "unverified after epoch \(since): free-running comparison stops at the horizon (epoch \(horizon)), and "

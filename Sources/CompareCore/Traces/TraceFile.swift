@@ -56,7 +56,7 @@ extension Trace {
         }
     }
 
-    /// The trace as a version-1 file.
+    /// The trace as a version-2 file (per-epoch parameters in the epochs, when it has them).
     public var jsonValue: JSONValue {
         var members: [(String, JSONValue)] = [
             ("format", .string(Trace.formatName)), ("version", .integer(Trace.version)),
