@@ -129,6 +129,27 @@ final class ReplayVerdictTests: XCTestCase {
         XCTAssertNotNil(evaluation.problem(metrics(.infinity, 0.75, 0.5)))
     }
 
+    /// XOR through one linear layer: the two outputs of a row converge to a tie, and at epoch 1195 of round 0
+    /// rounding tips one row's decision in Framework's free run and not in Reference's, while the losses agree.
+    /// Framework's every step and every epoch's evaluation (its count from its own parameters) are replayed, so
+    /// the accuracy that differs from Reference's free run is a remark, not a failure; without the replay the
+    /// same traces fail.
+    func testATieTippedByRoundingIsARemarkWhereTheReplayVerifiedTheEpoch() throws {
+        let e = try experiment("""
+            {"name": "tie", "data": {"xor": {}}, "model": {"layers": [{"type": "linear", "in": 2, "out": 2}]},
+             "optimizer": {"type": "adam", "lr": 0.01}, "training": {"epochs": 2000, "batchSize": 4}}
+            """)
+        let record = try XCTUnwrap(try CompareCore.run(RunRequest(experiments: [PlannedExperiment(e)], rounds: 1)).report.rounds.first)
+        XCTAssertEqual(record.parity.status, .pass, record.parity.reason)
+        let first = try XCTUnwrap(record.parity.accuracyTies.first, "an accuracy that differs from the referee's free run")
+        XCTAssertLessThan(first, record.parity.horizon ?? Int.max, "before the horizon")
+        let unverified = compareTraces(try XCTUnwrap(record.framework).epochTrace, with: try XCTUnwrap(record.reference).epochTrace,
+                                       horizon: record.parity.horizon, tolerances: Tolerances(), engineName: EngineName.framework,
+                                       refereeName: EngineName.reference)
+        XCTAssertEqual(unverified.status, .fail)
+        XCTAssertEqual(unverified.firstFailingEpoch, first)
+    }
+
     // MARK: A kink
 
     /// The first layer starts at zero, so every ReLU input of the first step is exactly 0: an engine whose ReLU′(0)

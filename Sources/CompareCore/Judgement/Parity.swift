@@ -123,6 +123,10 @@ public struct Parity: Equatable, Sendable {
     /// The referee's replay of the engine's own steps and epochs (against Reference only; nil when the
     /// comparison is against Framework, or nothing was replayed).
     public var verification: Verification?
+    /// Epochs before the horizon where only the accuracies differ from the referee's free run, at epochs whose
+    /// training and evaluation the replay verified: a row's decision tipped by rounding (e.g. a tie between two
+    /// outputs), reported, not failed (`compareTraces`).
+    public var accuracyTies: [Int] = []
 }
 
 /// Relative difference `|a − b| / max(|a|, |b|)` (0 when equal or both NaN; ∞ when only one is NaN).
@@ -166,8 +170,13 @@ public func comparabilityHorizon(framework: EpochTrace, shadow: EpochTrace, tole
 /// same epoch and batch is parity, reported as "both at epoch e, batch b", when the epochs before agree; one
 /// diverging alone, or both at different steps, fails, before the horizon. After it, a different divergence
 /// is reported, and judged by the replay.
+///
+/// `verifiedThrough`: the epochs through which the replay verified the engine's training and evaluation from
+/// its own parameters (`Verification`). There an accuracy that differs while the losses agree is a decision
+/// tipped by rounding (the replay checked the engine's count against its own parameters), recorded in
+/// `accuracyTies`, not failed.
 public func compareTraces(_ engine: EpochTrace, with referee: EpochTrace, horizon: Int?, tolerances: Tolerances,
-                          engineName: String, refereeName: String) -> Parity {
+                          engineName: String, refereeName: String, verifiedThrough: Int? = nil) -> Parity {
     let byEpoch = Dictionary(engine.epochs.map { ($0.epoch, $0) }, uniquingKeysWith: { first, _ in first })
     var parity = Parity(engine: engineName, referee: refereeName, maxTestLossDifference: 0, maxTrainLossDifference: 0,
                         maxTestAccuracyDifference: 0, maxTrainAccuracyDifference: 0, worstEpoch: 0, epochsCompared: 0,
@@ -203,8 +212,12 @@ public func compareTraces(_ engine: EpochTrace, with referee: EpochTrace, horizo
         if !(tolerances.agree(a.trainLoss, b.trainLoss) && tolerances.agree(a.testLoss, b.testLoss)) {
             fail(a.epoch, "epoch \(a.epoch): loss differs (train \(a.trainLoss) vs \(b.trainLoss), test \(a.testLoss) vs \(b.testLoss))")
         } else if !(testAccuracy <= tolerances.accuracy && trainAccuracy <= tolerances.accuracy) {
-            fail(a.epoch, "epoch \(a.epoch): accuracy differs (train \(a.trainAccuracy) vs \(b.trainAccuracy), "
-                 + "test \(a.testAccuracy) vs \(b.testAccuracy))")
+            if a.epoch <= (verifiedThrough ?? -1) {
+                parity.accuracyTies.append(a.epoch)
+            } else {
+                fail(a.epoch, "epoch \(a.epoch): accuracy differs (train \(a.trainAccuracy) vs \(b.trainAccuracy), "
+                     + "test \(a.testAccuracy) vs \(b.testAccuracy))")
+            }
         }
     }
     switch (engine.divergence, referee.divergence) {

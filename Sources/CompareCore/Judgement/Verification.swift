@@ -197,7 +197,8 @@ func verifyTrace(_ trace: Trace, _ input: VerifyInput) throws -> Verification {
         verifier.checkInitial(initial)
         if verifier.walk.found { return verifier.result(start) }
         if let zero = checkpoints[0]?.parameters, let own = trace.initialParameters.flatMap(walk.parameters(from:)) {
-            verifier.compareParameters(zero, own, what: "epoch 0's parameters", against: "its initialParameters", epoch: 0)
+            verifier.compareParameters(zero, own, what: "epoch 0's parameters", against: "its initialParameters", epoch: 0,
+                                       line: "epoch 0 parameters")
             if verifier.walk.found { return verifier.result(start) }
         }
         verifier.evaluateEpoch(0)
@@ -205,14 +206,14 @@ func verifyTrace(_ trace: Trace, _ input: VerifyInput) throws -> Verification {
         verifier.walk.notes.append("the trace gives no initial parameters: the first step starts from the experiment's")
     }
     // The steps it gives, each replayed from its own state.
-    for step in trace.steps where !verifier.walk.found { verifier.consume(step, fromTrace: true) }
+    for step in trace.steps where !verifier.walk.found { verifier.consume(step) }
     if verifier.walk.found { return verifier.result(start) }
     // The epochs it gives parameters for, beyond the steps.
     let last = input.engineRun.epochs.last?.epoch ?? 0
     var final = trace.finalParameters
     if let given = final, let lastCheckpoint = checkpoints[last] {
         verifier.compareParameters(given, lastCheckpoint.parameters, what: "the final parameters", against: "epoch \(last)'s parameters",
-                                   epoch: last)
+                                   epoch: last, line: "final parameters")
         if verifier.walk.found { return verifier.result(start) }
         final = nil
     }
@@ -309,11 +310,10 @@ struct Verifier {
     init(_ input: VerifyInput) {
         self.input = input
         let experiment = input.round.experiment
-        var parity = Parity(engine: input.engineRun.name, referee: EngineName.reference, maxTestLossDifference: 0, maxTrainLossDifference: 0,
+        let parity = Parity(engine: input.engineRun.name, referee: EngineName.reference, maxTestLossDifference: 0, maxTrainLossDifference: 0,
                             maxTestAccuracyDifference: 0, maxTrainAccuracyDifference: 0, worstEpoch: 0, epochsCompared: 0, horizon: nil,
                             maxDifferenceAfterHorizon: 0, maxShadowDifference: 0, firstFailingEpoch: experiment.training.epochs,
                             divergence: "none", status: .fail, reason: "", verification: nil)
-        parity.firstFailingEpoch = experiment.training.epochs
         let referee = EngineRun(name: EngineName.reference, engine: "", seconds: nil, epochs: [], divergence: nil)
         walk = StepWalk(LocateInput(round: input.round, engine: FrameworkEngine(), engineRun: input.engineRun, refereeRun: referee,
                                     parity: parity, plantedDifference: input.plantedDifference, fingerprint: false))
@@ -338,7 +338,7 @@ struct Verifier {
 
     /// Two sets of parameters the engine gives for the same moment must be the same (within one ulp).
     mutating func compareParameters(_ a: [(weight: Matrix, bias: Matrix)], _ b: [(weight: Matrix, bias: Matrix)], what: String,
-                                    against: String, epoch: Int) {
+                                    against: String, epoch: Int, line: String) {
         for (k, i) in walk.linearIndices.enumerated() {
             for (name, x, y) in [(TensorName.weight(i), a[k].weight, b[k].weight), (TensorName.bias(i), a[k].bias, b[k].bias)] {
                 if let (index, delta) = walk.largestInitialDifference(x, y) {
@@ -348,12 +348,12 @@ struct Verifier {
                 }
             }
         }
-        note("final parameters", count: a.count * 2, difference: 0, ratio: 0)
+        note(line, count: a.count * 2, difference: 0, ratio: 0)
     }
 
     /// One step of the engine's, replayed by the referee from the engine's state; at the end of an epoch, the
     /// epoch's evaluation from the engine's parameters.
-    mutating func consume(_ step: TraceStep, fromTrace: Bool = false) {
+    mutating func consume(_ step: TraceStep) {
         guard !walk.found else { return }
         let before = walk.stepsWalked
         walk.consume(step)
@@ -687,6 +687,10 @@ extension Verification {
 // MARK: - JSON (the report's `engines[name].verification`)
 
 extension Verification {
+    /// The numbers of one epoch's evaluation in the JSON, in order.
+    static let evaluationColumns = ["epoch", "trainLoss", "trainLossTolerance", "trainCorrect", "trainAmbiguous", "trainRows",
+                                    "testLoss", "testLossTolerance", "testCorrect", "testAmbiguous", "testRows"]
+
     var jsonValue: JSONValue {
         jsonObject { o in
             o["verifiedThrough"] = verifiedThrough.map { .integer($0) } ?? .null
@@ -703,12 +707,12 @@ extension Verification {
                 .object([("name", .string(line.name)), ("count", .integer(line.count)), ("maxDifference", .number(line.maxDifference)),
                          ("maxRatio", .number(line.maxRatio))])
             })
+            // One row of numbers per epoch (a report holds one per epoch, engine and round): `evaluationColumns`.
+            o["evaluationColumns"] = .array(Verification.evaluationColumns.map { .string($0) })
             o["evaluations"] = .array(evaluations.map { e in
-                func set(_ s: SetEvaluation) -> JSONValue {
-                    .object([("loss", .number(s.loss)), ("lossTolerance", .number(s.lossTolerance)), ("correct", .integer(s.correct)),
-                             ("ambiguous", .integer(s.ambiguous)), ("rows", .integer(s.rows))])
-                }
-                return .object([("epoch", .integer(e.epoch)), ("train", set(e.train)), ("test", set(e.test))])
+                .array([.integer(e.epoch), .number(e.train.loss), .number(e.train.lossTolerance), .integer(e.train.correct),
+                        .integer(e.train.ambiguous), .integer(e.train.rows), .number(e.test.loss), .number(e.test.lossTolerance),
+                        .integer(e.test.correct), .integer(e.test.ambiguous), .integer(e.test.rows)])
             })
         }
     }
@@ -731,16 +735,18 @@ extension Verification {
                                     maxDifference: try l.required("maxDifference", "missing").numberOrNonFinite(),
                                     maxRatio: try l.required("maxRatio", "missing").numberOrNonFinite())
         }
+        let columns = try m.required("evaluationColumns", "missing").array().map { try $0.string() }
+        guard columns == Verification.evaluationColumns else {
+            throw JSONProblem(node.child("evaluationColumns"), "expected \(Verification.evaluationColumns.joined(separator: ", "))")
+        }
         let evaluations = try m.required("evaluations", "missing").array().map { entry -> EpochEvaluation in
-            let e = try entry.members()
-            func set(_ key: String) throws -> SetEvaluation {
-                let s = try e.required(key, "missing").members()
-                return SetEvaluation(loss: try s.required("loss", "missing").numberOrNonFinite(),
-                                     lossTolerance: try s.required("lossTolerance", "missing").numberOrNonFinite(),
-                                     correct: try s.required("correct", "missing").integer(),
-                                     ambiguous: try s.required("ambiguous", "missing").integer(), rows: try s.required("rows", "missing").integer())
+            let v = try entry.array()
+            guard v.count == columns.count else { throw entry.problem("\(v.count) values, but an evaluation has \(columns.count)") }
+            func set(_ at: Int) throws -> SetEvaluation {
+                SetEvaluation(loss: try v[at].numberOrNonFinite(), lossTolerance: try v[at + 1].numberOrNonFinite(),
+                              correct: try v[at + 2].integer(), ambiguous: try v[at + 3].integer(), rows: try v[at + 4].integer())
             }
-            return EpochEvaluation(epoch: try e.required("epoch", "missing").integer(), train: try set("train"), test: try set("test"))
+            return EpochEvaluation(epoch: try v[0].integer(), train: try set(1), test: try set(6))
         }
         self.init(engine: engine, lines: lines, evaluations: evaluations, verifiedThrough: through.isNull ? nil : try through.integer(),
                   failure: failure, gap: gapNode.isNull ? nil : try gapNode.string(),

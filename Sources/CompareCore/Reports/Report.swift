@@ -108,14 +108,16 @@ public func judge(_ engines: [EngineRun], verifications: [String: Verification],
     let horizon = framework.flatMap { f in shadow.map { comparabilityHorizon(framework: f.epochTrace, shadow: $0.epochTrace, tolerances: tolerances) } }
     var comparisons: [Parity] = []
     for engine in engines where engine.name != EngineName.reference && engine.name != EngineName.shadow {
+        let verifiedThrough = verifications[engine.name].flatMap { $0.failure == nil ? $0.verifiedThrough : nil }
         var parity = compareTraces(engine.epochTrace, with: referee.epochTrace, horizon: horizon?.horizon, tolerances: tolerances,
-                                   engineName: engine.name, refereeName: EngineName.reference)
+                                   engineName: engine.name, refereeName: EngineName.reference, verifiedThrough: verifiedThrough)
         parity.maxShadowDifference = horizon?.shadowDifference ?? 0
         applyVerification(verifications[engine.name], to: &parity, run: engine)
         comparisons.append(parity)
         if let framework, engine.name != EngineName.framework {
             var versus = compareTraces(engine.epochTrace, with: framework.epochTrace, horizon: horizon?.horizon, tolerances: tolerances,
-                                       engineName: engine.name, refereeName: EngineName.framework)
+                                       engineName: engine.name, refereeName: EngineName.framework,
+                                       verifiedThrough: verifiedThrough.flatMap { v in verifications[EngineName.framework]?.verifiedThrough.map { min(v, $0) } })
             versus.maxShadowDifference = horizon?.shadowDifference ?? 0
             comparisons.append(versus)
         }
@@ -350,6 +352,7 @@ extension Parity {
             o["maxShadowDifference"] = .number(maxShadowDifference)
             o["horizon"] = horizon.map { .integer($0) } ?? .null
             o["maxDifferenceAfterHorizon"] = .number(maxDifferenceAfterHorizon)
+            o["accuracyTies"] = .array(accuracyTies.map { .integer($0) })
             o["firstFailingEpoch"] = firstFailingEpoch.map { .integer($0) } ?? .null
             o["divergence"] = .string(divergence)
         }

@@ -140,6 +140,11 @@ public func textReport(_ report: Report) -> String {
             for c in round.comparisons where c.status == .pass {
                 var what: [String] = []
                 if c.divergence != "none" { what.append("diverged: \(c.divergence)") }
+                if let first = c.accuracyTies.first {
+                    what.append("the accuracies differ from the \(c.referee)'s at \(counted(c.accuracyTies.count, "epoch")) from epoch \(first) while "
+                                + "the losses agree: a decision tipped by rounding; the replay checked the engine's count from its own "
+                                + "parameters there")
+                }
                 if c.maxDifferenceAfterHorizon > 0 && c.referee == EngineName.reference {
                     what.append("past the horizon, epoch \(c.horizon ?? 0), the curves differ by up to \(scientific(c.maxDifferenceAfterHorizon)): "
                                 + "reported, not judged; the replay is the evidence there")
