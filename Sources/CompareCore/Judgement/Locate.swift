@@ -421,7 +421,8 @@ struct StepWalk {
             let ratios = ratiosOfDifference(step, deferred.tensor, replay: replay)
             remarks.append("an equivalent reformulation: from epoch \(deferred.epoch), batch \(deferred.batch) on, \(engineName)'s "
                            + "\(deferred.tensor) differs from the referee's (by \(scientific(deferred.maxDifference))\(ratios)), but every "
-                           + "gradient, parameter and state agrees: the scaling is only split differently between the operations")
+                           + "output, gradient, parameter and state agrees, so its training is PyTorch's (e.g. the loss's scaling "
+                           + "moved into Linear's backward)")
         }
         // The next step starts where the engine's ended (the referee's replay where the engine gives no tensor).
         for (k, i) in linearIndices.enumerated() {
