@@ -122,16 +122,18 @@ func accumulateLoss(_ loss: ReferenceLoss, predictions p: Matrix, targets t: Mat
 /// Neumaier's compensated sum (Neumaier 1974, the Kahan–Babuška refinement): `c` collects what each addition
 /// rounds away, so `value` is within 2 ulp of the exact sum plus n·ε² of the terms' magnitude. A sum that
 /// becomes ±∞ or NaN keeps that value.
-struct NeumaierSum {
+public struct NeumaierSum {
     private var s = 0.0, c = 0.0
 
-    static func += (sum: inout NeumaierSum, x: Double) {
+    public init() {}
+
+    public static func += (sum: inout NeumaierSum, x: Double) {
         let t = sum.s + x
         if t.isFinite { sum.c += Swift.abs(sum.s) >= Swift.abs(x) ? (sum.s - t) + x : (x - t) + sum.s }
         sum.s = t
     }
 
-    var value: Double { s.isFinite ? s + c : s }
+    public var value: Double { s.isFinite ? s + c : s }
 }
 
 /// `max(x, −100)`, keeping NaN (like `std::max(x, −100)` with `x` first).

@@ -35,6 +35,13 @@ public enum ReferenceReplay {
                                                 recording: true).step!
     }
 
+    /// The class one row of outputs (or targets) stands for, by the referee's rule (`correctCount`): the first
+    /// maximum, a NaN counting as the maximum (as `torch.argmax`); for a single column, 1 when ≥ 0.5.
+    public static func predictedClass(_ row: ArraySlice<Double>) -> Int {
+        if row.count == 1 { return row.first! >= 0.5 ? 1 : 0 }
+        return row.withUnsafeBufferPointer { argmax($0.baseAddress!, $0.count) }
+    }
+
     /// One layer's forward: `input (batch, in) → (batch, out)`.
     public static func forward(_ layer: ReferenceLayer, input: [[Double]]) throws -> [[Double]] {
         try ReferenceNetwork(layers: [layer]).forward(input)

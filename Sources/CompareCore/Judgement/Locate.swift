@@ -425,17 +425,8 @@ struct StepWalk {
                            + "moved into Linear's backward)")
         }
         // The next step starts where the engine's ended (the referee's replay where the engine gives no tensor).
-        for (k, i) in linearIndices.enumerated() {
-            parameters[k].weight = matrix(step.tensors[TensorName.weight(i)]) ?? matrix(replay.tensors[TensorName.weight(i)]) ?? parameters[k].weight
-            parameters[k].bias = row(step.tensors[TensorName.bias(i)]) ?? row(replay.tensors[TensorName.bias(i)]) ?? parameters[k].bias
-            for (p, name) in [(2 * k, "weight"), (2 * k + 1, "bias")] {
-                for state in TensorName.states {
-                    let key = TensorName.state(i, name, state)
-                    let value = step.tensors[key] ?? replay.tensors[key]
-                    if let value { states[p][state] = name == "weight" ? matrix(value) : row(value) }
-                }
-            }
-        }
+        StepWalk.adopt(replay.tensors, linearIndices: linearIndices, parameters: &parameters, states: &states)
+        StepWalk.adopt(step.tensors, linearIndices: linearIndices, parameters: &parameters, states: &states)
         if stepsWalked == 1 {
             let missing = checks.list.map(\.name).filter { step.tensors[$0] == nil }
             if !missing.isEmpty {
@@ -444,6 +435,21 @@ struct StepWalk {
             }
         }
         expected = step.batch < batchesPerEpoch ? (step.epoch, step.batch + 1) : (step.epoch + 1, 1)
+    }
+
+    /// Takes from a step's (or an epoch's) `tensors` each linear layer's weight, bias and optimizer states that
+    /// they hold (a bias and its states as one row); what they do not hold is left as it was.
+    static func adopt(_ tensors: [String: Tensor], linearIndices: [Int], parameters: inout [(weight: Matrix, bias: Matrix)],
+                      states: inout [[String: Matrix]]) {
+        for (k, i) in linearIndices.enumerated() {
+            if let weight = matrix(tensors[TensorName.weight(i)]) { parameters[k].weight = weight }
+            if let bias = row(tensors[TensorName.bias(i)]) { parameters[k].bias = bias }
+            for (p, name) in [(2 * k, "weight"), (2 * k + 1, "bias")] {
+                for state in TensorName.states {
+                    if let value = tensors[TensorName.state(i, name, state)] { states[p][state] = name == "weight" ? matrix(value) : row(value) }
+                }
+            }
+        }
     }
 
     /// " (a factor 5 throughout)" when the engine's tensor is the referee's times one factor, else "".

@@ -267,26 +267,7 @@ struct Checkpoint {
     init?(_ tensors: [String: Tensor], walk: StepWalk) {
         guard let parameters = walk.parameters(from: tensors) else { return nil }
         self.init(parameters: parameters)
-        for (k, i) in walk.linearIndices.enumerated() {
-            for (p, name) in [(2 * k, "weight"), (2 * k + 1, "bias")] {
-                for state in TensorName.states {
-                    if let value = tensors[TensorName.state(i, name, state)] {
-                        states[p][state] = name == "weight" ? Matrix(tensorValue: value) : Matrix(rows: 1, columns: value.values.count, elements: value.values)
-                    }
-                }
-            }
-        }
-    }
-}
-
-extension Matrix {
-    /// A traced tensor as a matrix (a vector as one row, a number as 1×1).
-    init(tensorValue tensor: Tensor) {
-        switch tensor {
-        case let .matrix(m): self = m
-        case let .vector(v): self.init(rows: 1, columns: v.count, elements: v)
-        case let .scalar(x): self.init(rows: 1, columns: 1, elements: [x])
-        }
+        StepWalk.adopt(tensors, linearIndices: walk.linearIndices, parameters: &self.parameters, states: &states)
     }
 }
 
@@ -411,7 +392,7 @@ struct Verifier {
         let experiment = input.round.experiment, model = experiment.model
         let layers = referenceLayers(model, parameters: parameters)
         let chunk = max(1, Trainer(epochs: 0, batchSize: 1).evaluationChunkElements / max(model.widths.max() ?? 1, 1))
-        var weighted = NeumaierAccumulator(), bound = 0.0
+        var weighted = NeumaierSum(), bound = 0.0
         var correct = 0, ambiguous = 0, chunks = 0
         var rows = Matrix.empty, targets = Matrix.empty
         for start in stride(from: 0, to: set.inputs.rows, by: chunk) {
@@ -432,13 +413,15 @@ struct Verifier {
             if !forwardBounds { ex = StepBounds.zeros(like: x) }
             let lossBound = experiment.loss.errorBounds(x, ex, targets).value
             let share = Double(range.count) / Double(set.inputs.rows)
-            weighted.add(value * share)
+            weighted += value * share
             bound += lossBound * share
             chunks += 1
             for r in 0..<x.rows {
                 let decision = rowDecision(x, ex, r)
                 if decision.ambiguous { ambiguous += 1 }
-                if decision.predicted == targetClass(targets, r) { correct += 1 }
+                if decision.predicted == ReferenceReplay.predictedClass(targets.elements[(r * targets.columns)..<((r + 1) * targets.columns)]) {
+                    correct += 1
+                }
             }
         }
         let loss = weighted.value
@@ -448,16 +431,16 @@ struct Verifier {
                              rows: set.inputs.rows)
     }
 
-    /// Row r's predicted class (the first maximum, a NaN counting as the maximum, as `torch.argmax`; for one
-    /// output, 1 when ≥ 0.5), and whether rounding could change it.
+    /// Row r's predicted class (the referee's rule, `ReferenceReplay.predictedClass`), and whether rounding
+    /// could change it.
     func rowDecision(_ y: Matrix, _ bound: Matrix, _ r: Int) -> (predicted: Int, ambiguous: Bool) {
         let width = y.columns
         let values = y.elements[(r * width)..<(r * width + width)], bounds = bound.elements[(r * width)..<(r * width + width)]
+        let top = ReferenceReplay.predictedClass(values)
         if width == 1 {
             let v = values.first!
-            return (v >= 0.5 ? 1 : 0, v.isFinite && abs(v - 0.5) <= StepBounds.tolerance(bounds.first!))
+            return (top, v.isFinite && abs(v - 0.5) <= StepBounds.tolerance(bounds.first!))
         }
-        let top = argmax(Array(values))
         guard values[values.startIndex + top].isFinite else { return (top, false) }
         let topValue = values[values.startIndex + top], topTolerance = StepBounds.tolerance(bounds[bounds.startIndex + top])
         for k in 0..<width where k != top {
@@ -465,19 +448,6 @@ struct Verifier {
             if v.isFinite && v >= topValue - topTolerance - StepBounds.tolerance(bounds[bounds.startIndex + k]) { return (top, true) }
         }
         return (top, false)
-    }
-
-    func targetClass(_ t: Matrix, _ r: Int) -> Int {
-        let width = t.columns
-        if width == 1 { return t.elements[r] >= 0.5 ? 1 : 0 }
-        return argmax(Array(t.elements[(r * width)..<(r * width + width)]))
-    }
-
-    func argmax(_ values: [Double]) -> Int {
-        if let nan = values.firstIndex(where: \.isNaN) { return nan }
-        var best = 0
-        for k in values.indices where values[k] > values[best] { best = k }
-        return best
     }
 
     // MARK: Epochs from per-epoch parameters
@@ -628,20 +598,7 @@ struct Verifier {
                     tolerance[check.name] = sum
                 }
             }
-            for (k, i) in walk.linearIndices.enumerated() {
-                state.parameters[k].weight = Matrix(tensorValue: step.tensors[TensorName.weight(i)]!)
-                state.parameters[k].bias = Matrix(rows: 1, columns: state.parameters[k].bias.columns,
-                                                  elements: step.tensors[TensorName.bias(i)]!.values)
-                for (p, name) in [(2 * k, "weight"), (2 * k + 1, "bias")] {
-                    for s in TensorName.states {
-                        if let value = step.tensors[TensorName.state(i, name, s)] {
-                            state.states[p][s] = Matrix(rows: name == "weight" ? state.parameters[k].weight.rows : 1,
-                                                        columns: name == "weight" ? state.parameters[k].weight.columns : value.values.count,
-                                                        elements: value.values)
-                        }
-                    }
-                }
-            }
+            StepWalk.adopt(step.tensors, linearIndices: walk.linearIndices, parameters: &state.parameters, states: &state.states)
         }
         return (state, tolerance, nil)
     }
@@ -661,17 +618,6 @@ struct Verifier {
                             stepsReplayed: walk.stepsWalked, seconds: monotonicSeconds() - start, largestEpochGrowth: largestEpochGrowth,
                             divergenceVerified: divergenceVerified, failureLocated: located)
     }
-}
-
-/// A compensated (Neumaier) sum.
-struct NeumaierAccumulator {
-    private var sum = 0.0, compensation = 0.0
-    mutating func add(_ x: Double) {
-        let t = sum + x
-        compensation += abs(sum) >= abs(x) ? (sum - t) + x : (x - t) + sum
-        sum = t
-    }
-    var value: Double { sum + compensation }
 }
 
 extension Verification {

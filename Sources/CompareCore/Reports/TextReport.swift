@@ -44,13 +44,10 @@ func clipped(_ name: String, _ width: Int) -> String { name.count <= width ? nam
 public func textReport(_ report: Report) -> String {
     var out: [String] = []
     let rounds = report.rounds
-    let passed = rounds.filter(\.passed).count
     let outside = report.plan.outsideEngines
     let engines = ["Framework"] + outside
     let counts = (pass: rounds.filter { $0.status == .pass }.count, unverified: rounds.filter { $0.status == .unverified }.count)
-    let status = report.status
-    let verdictWord = status == .pass ? "PASS" : status == .fail ? "FAIL" : "UNVERIFIED"
-    out.append("Verdict: \(verdictWord) — parity holds in \(counts.pass) of \(rounds.count) rounds"
+    out.append("Verdict: \(report.status.rawValue.uppercased()) — parity holds in \(counts.pass) of \(rounds.count) rounds"
                + (counts.unverified > 0 ? ", \(counts.unverified) unverified" : "")
                + " (\(engines.joined(separator: ", ")) against Reference)" + (rounds.isEmpty ? "; a run with no rounds is not a pass" : ""))
     let t = report.tolerances
