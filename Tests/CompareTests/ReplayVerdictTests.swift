@@ -201,6 +201,9 @@ final class ReplayVerdictTests: XCTestCase {
         let control = try verdict { _ in }
         XCTAssertEqual(control.status, .pass, control.reason)
         XCTAssertEqual(control.verification?.verifiedThrough, 4)
+        XCTAssertEqual(control.verification?.remarks.filter { $0.hasPrefix("an equivalent reformulation") }, [],
+                       "a correct engine is not told it reformulates anything")
+        XCTAssertEqual(control.accuracyTies, [], "nor that a tie tipped its accuracy")
 
         func map(_ t: Tensor, _ f: (Double) -> Double) -> Tensor {
             switch t {
@@ -219,6 +222,9 @@ final class ReplayVerdictTests: XCTestCase {
             ("NaN step loss", { t in t.steps[1].tensors[TensorName.loss] = .scalar(.nan) }, "epoch 1, batch 2"),
             ("epoch 2 moved", { t in t.checkpoints[2]![TensorName.weight(2)] = map(t.checkpoints[2]![TensorName.weight(2)]!) { $0 + 1e-6 } },
              "epoch 2"),
+            // An accuracy off by one row while the losses agree: not a tie tipped by rounding (the replay counts the
+            // engine's own parameters' rows), so no remark excuses it.
+            ("accuracy + 1 row", { t in t.epochs[2].trainAccuracy += 1.0 / 30 }, "epoch 2: accuracy differs"),
             ("losses ∞", { t in for k in t.epochs.indices { t.epochs[k].trainLoss = .infinity; t.epochs[k].testLoss = .infinity } }, "epoch 0"),
         ]
         for (label, edit, place) in cases {
