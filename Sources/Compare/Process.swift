@@ -11,8 +11,15 @@ enum ProcessSetup {
     /// Run first. Opens /dev/null on a closed standard stream (so that no file the run opens becomes fd 1 or 2
     /// and receives messages meant for a terminal); ignores SIGPIPE and SIGXFSZ, so that a closed pipe, a full
     /// disk or a file-size limit is an error the code sees (EPIPE, EFBIG) rather than a death by signal; and on
-    /// SIGINT, SIGTERM or SIGHUP removes every temporary file and folder, kills the outside engines, and exits
-    /// with 128 + the signal's number (130 for SIGINT, 143 for SIGTERM).
+    /// SIGINT, SIGTERM or SIGHUP kills the outside engines and everything they started, then removes every
+    /// temporary file and folder (an engine's folder with whatever the engine put in it), and exits with 128 +
+    /// the signal's number (130 for SIGINT, 143 for SIGTERM).
+    ///
+    /// All of it is done in the handler itself, with async-signal-safe calls only (kill, open, getdents64,
+    /// unlinkat, rmdir: `ChildProcesses.killAll`, `CleanupRegistry.removeAll`). A watcher thread woken by the
+    /// handler could use FileManager instead, but the handler would then have to return (and the interrupted code
+    /// run on, to print an engine's failure and exit 2 before the watcher exits 143) or park the interrupted
+    /// thread, whose held locks (malloc's, the runtime's) the watcher could then wait for forever.
     static func prepare() {
         for fd in Int32(0)...2 where fcntl(fd, F_GETFD) == -1 {
             let opened = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY)
@@ -20,14 +27,15 @@ enum ProcessSetup {
         }
         signal(SIGPIPE, SIG_IGN)
         signal(SIGXFSZ, SIG_IGN)
-        // Both tables are created lazily, which allocates: create them now (both are still empty), so that the
-        // handler never allocates; a signal arriving while another thread holds malloc's lock would hang it.
+        // Both tables (and the functions looked up for the handler) are created lazily, which allocates: create
+        // them now (both are still empty), so that the handler never allocates; a signal arriving while another
+        // thread holds malloc's lock would hang it.
         CleanupRegistry.removeAll()
         ChildProcesses.killAll()
         for number in [SIGINT, SIGTERM, SIGHUP] {
             signal(number) { received in
+                ChildProcesses.killAll()  // first, so that no engine writes into a folder being removed
                 CleanupRegistry.removeAll()
-                ChildProcesses.killAll()
                 _exit(128 + received)
             }
         }

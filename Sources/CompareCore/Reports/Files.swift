@@ -106,7 +106,8 @@ public func makeDirectory(_ url: URL) throws {
 }
 
 /// The temporary files and folders that exist right now, in a fixed table of C strings that a signal handler
-/// may read: `removeAll()` unlinks each file (and removes each empty folder) using only async-signal-safe calls.
+/// may read: `removeAll()` removes each file, and each folder with everything in it (an outside engine's folder
+/// holds whatever the engine put there), using only async-signal-safe calls.
 public enum CleanupRegistry {
     static let capacity = 256
     nonisolated(unsafe) static let slots: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> = {
@@ -134,9 +135,84 @@ public enum CleanupRegistry {
         }
     }
 
-    /// Removes every registered file, then every registered (then empty) folder. For signal handlers.
+    /// Removes every registered path, a file or a folder with everything in it. For signal handlers: the first
+    /// call (made before any handler is installed) creates the table and looks up getdents64.
     public static func removeAll() {
-        for k in 0..<capacity { if let p = slots[k] { unlink(p) } }
-        for k in 0..<capacity { if let p = slots[k] { rmdir(p) } }
+        _ = DirectoryEntries.getdents64
+        for k in 0..<capacity { if let p = slots[k] { removeTree(p) } }
+    }
+
+    /// How deep `removeTree` goes into folders within folders: 16 levels (each holds a 1 KiB buffer on the
+    /// stack); anything deeper stays, and so do the folders above it.
+    static let maxDepth = 16
+
+    /// Removes `path`, a file or a folder with everything in it, with system calls and stack buffers only
+    /// (async-signal-safe, which FileManager and nftw(3) are not: they allocate). A folder that is not empty
+    /// after that (an engine killed a moment ago was still writing into it) is emptied again, up to 10 times,
+    /// 10 ms apart.
+    static func removeTree(_ path: UnsafePointer<CChar>) {
+        guard unlink(path) != 0, errno == EISDIR else { return }  // a file removed, or nothing there
+        for _ in 0..<10 {
+            let folder = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard folder >= 0 else { return }
+            removeContents(of: folder, depth: 1)
+            close(folder)
+            if rmdir(path) == 0 || errno != ENOTEMPTY { return }
+            var pause = timespec(tv_sec: 0, tv_nsec: 10_000_000)
+            nanosleep(&pause, nil)
+        }
+    }
+
+    /// Removes what it can in the open folder `folder`, depth first, listing it again after every listing that
+    /// removed something (an entry removed while listing may hide another from that listing).
+    private static func removeContents(of folder: Int32, depth: Int) {
+        var removed = true
+        while removed {
+            removed = false
+            lseek(folder, 0, SEEK_SET)
+            DirectoryEntries.forEach(in: folder) { name in
+                if unlinkat(folder, name, 0) == 0 { removed = true; return }
+                guard errno == EISDIR, depth < maxDepth else { return }
+                let inner = openat(folder, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                if inner >= 0 {
+                    removeContents(of: inner, depth: depth + 1)
+                    close(inner)
+                }
+                if unlinkat(folder, name, AT_REMOVEDIR) == 0 { removed = true }
+            }
+        }
+    }
+}
+
+/// Listing a folder without allocating, for signal handlers: getdents64(2) into a buffer on the stack, where
+/// opendir(3) would call malloc (which deadlocks if the signal came while another thread held its lock).
+enum DirectoryEntries {
+    /// 1 KiB: the standard library places a temporary allocation of up to 1 KiB on the stack.
+    static let bufferSize = 1024
+
+    typealias GetDents64 = @convention(c) (Int32, UnsafeMutableRawPointer?, Int) -> Int
+    /// glibc's getdents64 (2.30+), looked up at run time: it is declared only under _GNU_SOURCE, which the Glibc
+    /// module is imported without. Nil on an older glibc: nothing is listed, so only empty folders are removed.
+    static let getdents64: GetDents64? = dlsym(nil, "getdents64").map { unsafeBitCast($0, to: GetDents64.self) }
+
+    /// Calls `body` with the name of each entry of the open folder `folder` but "." and "..", from the
+    /// folder's current offset to the end.
+    static func forEach(in folder: Int32, _ body: (UnsafePointer<CChar>) -> Void) {
+        guard let getdents64 else { return }
+        withUnsafeTemporaryAllocation(byteCount: bufferSize, alignment: 8) { buffer in
+            while true {
+                let count = getdents64(folder, buffer.baseAddress, buffer.count)
+                guard count > 0 else { return }
+                var offset = 0
+                while offset < count {
+                    // struct linux_dirent64: d_ino (8 bytes), d_off (8), d_reclen (2), d_type (1), d_name (ends in NUL).
+                    let entry = buffer.baseAddress! + offset
+                    offset += Int(entry.load(fromByteOffset: 16, as: UInt16.self))
+                    let name = UnsafePointer((entry + 19).assumingMemoryBound(to: CChar.self))
+                    if name[0] == 0x2E && (name[1] == 0 || (name[1] == 0x2E && name[2] == 0)) { continue }
+                    body(name)
+                }
+            }
+        }
     }
 }
