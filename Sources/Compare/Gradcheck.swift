@@ -25,12 +25,28 @@ extension CompareCommand {
         @Option(name: .customLong("json"), help: ArgumentHelp("Write the whole check as JSON to this file (its folder is created).", valueName: "OUT"))
         var json: String?
 
+        @Option(parsing: .unconditional, help: ArgumentHelp("Refuse a check estimated to take longer than this many seconds (1 to 86400).", valueName: "SECONDS"))
+        var timeLimit: Double = NetworkGradientCheck.defaultTimeLimit
+
+        func validate() throws {
+            guard timeLimit.isFinite && timeLimit >= 1 && timeLimit <= 86_400 else {
+                throw ValidationError("--time-limit must be from 1 to 86400 seconds, got \(formatNumber(timeLimit))")
+            }
+        }
+
         func run() throws {
             let loaded: Experiment
             do { loaded = try Experiment.load(contentsOf: URL(fileURLWithPath: experiment)) } catch {
                 throw UsageFailure(description: "\(error)")
             }
             let engines = try engine.commandEngines()
+            let estimate = NetworkGradientCheck.estimatedSeconds(loaded, outsideEngines: engines.count)
+            guard estimate <= timeLimit else {
+                throw UsageFailure(description: "\(experiment): refused before checking: the check would take about \(duration(estimate)) "
+                                   + "(two evaluations of the network per parameter and input element, \(loaded.model.parameterCount) parameters, "
+                                   + "batch \(min(loaded.training.batchSize, loaded.data.trainCount))), more than --time-limit \(formatNumber(timeLimit)) s: "
+                                   + "narrower layers or a smaller batch, or a larger --time-limit")
+            }
             var plan = OutputPlan()
             plan.addInput(experiment, "the experiment file \(experiment)")
             if let json {

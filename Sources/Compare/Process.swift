@@ -49,9 +49,11 @@ struct OutputFailure: Error, CustomStringConvertible {
 }
 
 /// Writes `text` to standard output with write(2), every byte, or throws an `OutputFailure` naming the reason
-/// (a closed pipe, a full device).
+/// (a closed pipe, a full device). Control characters but the line break are written as escapes, as on stderr
+/// (`oneLine`): names that could hold them are refused when read, and this is the last guard, so that no escape
+/// sequence reaches a terminal from a report.
 func writeStandardOutput(_ text: String) throws {
-    let bytes = Array(text.utf8)
+    let bytes = Array(text.split(separator: "\n", omittingEmptySubsequences: false).map { oneLine(String($0)) }.joined(separator: "\n").utf8)
     var offset = 0
     while offset < bytes.count {
         let written = bytes.withUnsafeBytes { write(1, $0.baseAddress! + offset, $0.count - offset) }

@@ -55,6 +55,9 @@ struct ExperimentOptions: ParsableArguments {
         if let rounds, !(1...Self.maxRounds).contains(rounds) {
             throw ValidationError("--rounds must be from 1 to \(Self.maxRounds), got \(rounds)")
         }
+        if !experiments.isEmpty && !only.isEmpty {
+            throw ValidationError("--only selects experiments of a suite; with --experiment, give only the files to run")
+        }
         if experiments.isEmpty && Suite(rawValue: suite) == nil {
             throw ValidationError("--suite must be one of \(Suite.allCases.map(\.rawValue).joined(separator: ", ")), got \(suite)")
         }
@@ -147,7 +150,7 @@ struct EngineOptions: ParsableArguments {
 
     func validate() throws {
         guard engineTimeout.isFinite && engineTimeout > 0 && engineTimeout <= 86_400 else {
-            throw ValidationError("--engine-timeout must be from 0 to 86400 seconds, got \(engineTimeout)")
+            throw ValidationError("--engine-timeout must be more than 0 and at most 86400 seconds, got \(formatNumber(engineTimeout))")
         }
     }
 
@@ -162,6 +165,16 @@ struct EngineOptions: ParsableArguments {
             return engine
         }
     }
+}
+
+/// The bytes free to an unprivileged user on the file system holding `path` (or its nearest existing parent), or
+/// nil when it cannot be told.
+func freeBytes(_ path: String) -> Double? {
+    var url = URL(fileURLWithPath: path).standardizedFileURL
+    while !FileManager.default.fileExists(atPath: url.path) && url.path != "/" { url.deleteLastPathComponent() }
+    var status = statvfs()
+    guard statvfs(url.path, &status) == 0 else { return nil }
+    return Double(status.f_bavail) * Double(status.f_frsize)
 }
 
 // MARK: - Running and reporting
@@ -237,7 +250,7 @@ extension CompareCommand {
         @OptionGroup var output: OutputOptions
         @OptionGroup var engine: EngineOptions
 
-        @Option(help: ArgumentHelp("Run only the K-th of N slices of the (experiment, round) jobs; join the JSON reports with `compare merge`.", valueName: "K/N"))
+        @Option(parsing: .unconditional, help: ArgumentHelp("Run only the K-th of N slices of the (experiment, round) jobs; join the JSON reports with `compare merge`.", valueName: "K/N"))
         var shard: String?
 
         @Flag(help: "Run rounds one after another instead of in parallel (the results are the same).")
@@ -364,18 +377,46 @@ extension CompareCommand {
                     }
                 }
             }
+            // Every round of an experiment has the same shape, so round 0's file tells the size of each (within a
+            // few digits): refused before anything is written when one would exceed what `compare --experiment`
+            // reads, or all of them the free space of --out.
+            do { try plan.check() } catch let error as OutputError { throw UsageFailure(description: "\(error)") }
+            var firstRounds: [Data] = []
+            for (item, source) in planned {
+                let data = try MaterializedRound(item.experiment, round: 0).exported.encoded()
+                if data.count > Experiment.maxFileBytes {
+                    throw UsageFailure(description: "\(source): refused before writing: experiment \(item.experiment.name)'s exported round is "
+                                       + "\(data.count) bytes, more than the \(Experiment.maxFileBytes) that compare --experiment reads "
+                                       + "(fewer data points, epochs or parameters)")
+                }
+                firstRounds.append(data)
+            }
+            let total = firstRounds.reduce(0.0) { $0 + Double($1.count) * Double(rounds) }
+            if let free = freeBytes(out), total > free {
+                throw UsageFailure(description: "--out \(out): refused before writing: \(counted(rounds, "round")) of "
+                                   + "\(counted(planned.count, "experiment")) would take about \(bytes(total)), more than the \(bytes(free)) free there")
+            }
             do { try plan.prepare() } catch let error as OutputError { throw UsageFailure(description: "\(error)") }
             var lines: [String] = []
-            for (item, _) in planned {
+            for (k, (item, source)) in planned.enumerated() {
                 for r in 0..<rounds {
                     let round = MaterializedRound(item.experiment, round: r)
                     let file = URL(fileURLWithPath: out).appendingPathComponent(OutputName.exported(experiment: item.experiment.name, round: r))
                     do {
-                        try writeAtomically(try round.exported.encoded(), to: file)
+                        let data = r == 0 ? firstRounds[k] : try round.exported.encoded()
+                        guard data.count <= Experiment.maxFileBytes else {
+                            throw UsageFailure(description: "\(source): experiment \(item.experiment.name)'s round \(r) is \(data.count) bytes, more than "
+                                               + "the \(Experiment.maxFileBytes) that compare --experiment reads; rounds 0 to \(r - 1) were written")
+                        }
+                        try writeAtomically(data, to: file)
                         if let traceOut {
                             for engine in [FrameworkEngine(), ReferenceTrainingEngine()] as [TrainingEngine] {
-                                let trace = try engine.train(round)
-                                try writeAtomically(Data(trace.jsonValue.text().utf8), to: URL(fileURLWithPath: traceOut).appendingPathComponent(
+                                let trace = Data(try engine.train(round).jsonValue.text().utf8)
+                                guard trace.count <= Trace.maxFileBytes else {
+                                    throw UsageFailure(description: "--trace-out: \(engine.name)'s trace of \(item.experiment.name) round \(r) is "
+                                                       + "\(trace.count) bytes, more than the \(Trace.maxFileBytes) that compare check reads; it was not written")
+                                }
+                                try writeAtomically(trace, to: URL(fileURLWithPath: traceOut).appendingPathComponent(
                                     OutputName.trace(experiment: item.experiment.name, round: r, engine: engine.name)))
                             }
                         }
@@ -443,6 +484,7 @@ extension CompareCommand {
         var cases: [String] = []
 
         func validate() throws {
+            if fixtures.isEmpty { throw ValidationError("--fixtures: the path is empty") }
             if RecordMode(rawValue: mode) == nil {
                 throw ValidationError("--mode must be one of \(RecordMode.allCases.map(\.rawValue).joined(separator: ", ")), got \(mode)")
             }
@@ -524,7 +566,7 @@ func storedTraces(_ traces: [String], among experiments: [Experiment], inputs: i
         let engineName = name ?? StoredTraceEngine.defaultName(for: path)
         guard OutputName.isSafe(engineName), !EngineName.reserved.contains(engineName) else {
             throw UsageFailure(description: "--trace \(argument): the name \"\(engineName)\" must be 1 to 40 letters, digits, '-' or '_' and not "
-                               + "framework, reference or shadow")
+                               + "framework, reference or shadow in any case")
         }
         var unique = engineName, k = 2
         while names.contains(unique) { unique = "\(engineName)-\(k)"; k += 1 }

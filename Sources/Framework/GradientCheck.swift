@@ -129,13 +129,14 @@ public struct TaylorLadder: Sendable {
         let s0 = max(magnitude ?? 0, abs(f0))
         let epsilon = Double.ulpOfOne
         let steps = (0...halvings).map { initialStep * scale * Double.pow(2, -$0) }
-        var natural: [Double] = [], floors: [Double] = []
+        var natural: [Double] = [], floors: [Double] = [], values: [Double] = []
         var finite = f0.isFinite && d.isFinite && a.isFinite
         var point = value
         for h in steps {
             for k in 0..<n { point.elements[k] = value.elements[k] + h * direction.elements[k] }
             let fh = f(point)
             finite = finite && fh.isFinite
+            values.append(fh)
             natural.append(fh - f0 - h * d)
             floors.append(roundingFactor * epsilon * (2 * max(s0, abs(fh)) + h * a))
         }
@@ -144,18 +145,37 @@ public struct TaylorLadder: Sendable {
         var orders: [Double] = [], clean: [Bool] = []
         for k in 1...halvings {
             orders.append(Double.log2(remainders[k - 1] / remainders[k]))
-            clean.append(remainders[k - 1] >= cleanMargin * floors[k - 1] && remainders[k] >= cleanMargin * floors[k])
+            clean.append(isClean(remainders[k - 1], floors[k - 1]) && isClean(remainders[k], floors[k]))
         }
-        let verdict: TaylorVerdict
+        var verdict: TaylorVerdict
         if !finite {
             verdict = .inconclusive("f or the gradient is not finite (f(x) = \(f0), ⟨∇f, v⟩ = \(d))")
         } else {
             verdict = self.verdict(steps: steps, remainders: remainders, floors: floors, orders: orders, clean: clean,
                                    flat: a == 0 && zip(natural, floors).allSatisfy { abs($0) <= $1 })
         }
+        if case .firstOrder = verdict {
+            // Order 1 from a wrong gradient, or from a kink at x itself, where no gradient exists: the symmetric
+            // difference D(h) = f(x + h·u) + f(x − h·u) − 2f(x) does not involve g at all. It is C·h² (order 2)
+            // where f is smooth at x, and c·|h| (order 1, c the jump of the slope along u) on a kink at x.
+            var differences: [Double] = []
+            for (h, fh) in zip(steps, values) {
+                for k in 0..<n { point.elements[k] = value.elements[k] - h * direction.elements[k] }
+                differences.append(abs(fh + f(point) - 2 * f0))
+            }
+            let cleanOrders = (1...halvings).filter { isClean(differences[$0 - 1], 2 * floors[$0 - 1]) && isClean(differences[$0], 2 * floors[$0]) }
+                .map { Double.log2(differences[$0 - 1] / differences[$0]) }
+            if cleanOrders.count >= 2, cleanOrders.suffix(2).allSatisfy(firstOrderRange.contains) {
+                verdict = .kinkAtPoint(order: cleanOrders.last!)
+            }
+        }
         return TaylorCertificate(scale: scale, steps: steps, remainders: remainders, naturalRemainders: natural, floors: floors,
                                  orders: orders, clean: clean, curvature: q, verdict: verdict, ladder: self)
     }
+
+    /// A remainder is clean when it is at least M times its rounding floor and not zero (a flat f's remainders
+    /// are exactly 0 against a floor of 0, which measure nothing).
+    func isClean(_ remainder: Double, _ floor: Double) -> Bool { remainder > 0 && remainder >= cleanMargin * floor }
 
     /// The verdict from the orders (see the type's documentation). `flat`: the gradient is zero and f does not
     /// change along u beyond rounding at any step.
@@ -238,12 +258,18 @@ public enum TaylorVerdict: Sendable, Equatable {
     /// and no order can be measured (no path from this tensor reaches the loss, as when a ReLU is inactive on
     /// the whole batch); a wrong zero gradient would leave f changing, and fail as order 1.
     case flat
+    /// Pass, said: the ladder reads order 1, and so does the symmetric difference f(x + h·u) + f(x − h·u) − 2f(x)
+    /// (`order`, its last clean order), which does not involve the gradient: x sits on a kink along u (MAE at
+    /// p = t, ReLU at exactly 0), where f has no gradient and no gradient can show order 2. The certificate
+    /// cannot judge one there; the element check (central differences, which average the two one-sided slopes)
+    /// still does.
+    case kinkAtPoint(order: Double)
     /// Fail of the setup: fewer than two clean halvings, or a value that is not finite; the reason says which.
     case inconclusive(String)
 
     public var passed: Bool {
         switch self {
-        case .secondOrder, .kinkCrossed, .flat: return true
+        case .secondOrder, .kinkCrossed, .flat, .kinkAtPoint: return true
         case .firstOrder, .inconclusive: return false
         }
     }
@@ -266,6 +292,9 @@ public enum TaylorVerdict: Sendable, Equatable {
         case .flat:
             return "flat: the gradient is zero and f does not change along v (they agree; no order to measure: no path from "
                 + "this tensor reaches the loss, as when a ReLU is inactive on the whole batch)"
+        case let .kinkAtPoint(order):
+            return "x is on a kink: f(x + h·v) + f(x − h·v) − 2f(x) falls as h (order \(formatFixed(order, 2))), so f has no "
+                + "gradient here and no order can certify one; the elements are checked by central differences"
         case let .inconclusive(reason):
             return "inconclusive: \(reason)"
         }
@@ -508,7 +537,7 @@ public struct GradientChecker: Sendable {
 // MARK: - Numbers in reports (Framework has no Foundation, so no String(format:))
 
 /// `x` with `digits` decimals: formatFixed(1.996, 2) = "2.00", formatFixed(-0.4, 2) = "-0.40"; "nan", "inf".
-func formatFixed(_ x: Double, _ digits: Int) -> String {
+public func formatFixed(_ x: Double, _ digits: Int) -> String {
     guard x.isFinite else { return x.isNaN ? "nan" : (x > 0 ? "inf" : "-inf") }
     let factor = Double.pow(10, digits)
     let scaled = (abs(x) * factor).rounded()

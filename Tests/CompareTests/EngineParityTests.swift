@@ -77,6 +77,8 @@ final class EngineParityTests: XCTestCase {
             ("SGD nesterov", { try SGD(learningRate: 0.05, momentum: 0.8, nesterov: true) },
              .sgd(lr: 0.05, momentum: 0.8, dampening: 0, nesterov: true, weightDecay: 0)),
             ("Adam", { try Adam(learningRate: 0.01) }, .adam(lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0)),
+            // β1 ≤ 0.5 takes the other branch of PyTorch's lerp (weight 1 − β1 ≥ 0.5), in both engines.
+            ("Adam β1 0.3", { try Adam(learningRate: 0.05, beta1: 0.3) }, .adam(lr: 0.05, beta1: 0.3, beta2: 0.999, eps: 1e-8, weightDecay: 0)),
             ("Adam decay+betas", { try Adam(learningRate: 0.02, beta1: 0.8, beta2: 0.95, epsilon: 1e-6, weightDecay: 0.1) },
              .adam(lr: 0.02, beta1: 0.8, beta2: 0.95, eps: 1e-6, weightDecay: 0.1)),
         ]

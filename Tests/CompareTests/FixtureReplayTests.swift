@@ -43,6 +43,23 @@ final class FixtureReplayTests: XCTestCase {
         }
     }
 
+    /// The PyTorch referee's tolerance is 1e-10 relative, and is used: a PyTorch trace with one loss moved by
+    /// 10⁻⁸ relative (far below anything a curve would show, far above the engines' 10⁻¹² agreement with it) is
+    /// reported, with its tolerance.
+    func testReplayReportsAlteredPyTorchTrace() throws {
+        let folder = TestPaths.fixtures.appendingPathComponent("pytorch")
+        let experiment = try Experiment.load(contentsOf: folder.appendingPathComponent("torch-0.experiment.json"))
+        var trace = try Trace.load(contentsOf: folder.appendingPathComponent("torch-0.torch.json"), experiment: experiment)
+        trace.epochs[3].trainLoss *= 1 + 1e-8
+        let fixture = Fixture.pytorch(name: "pytorch/torch-0", trace: trace, experiment: experiment)
+        for engine in engines {
+            let mismatches = try fixture.replay(engine)
+            XCTAssertEqual(mismatches.count, 1, "\(engine.name): the one altered loss, and nothing else: \(mismatches)")
+            let text = mismatches.first.map { "\($0)" } ?? ""
+            XCTAssertTrue(text.contains("epoch 3") && text.contains("trainLoss") && text.contains("1e-10"), text)
+        }
+    }
+
     /// Replay can fail: a fixture altered in memory (one loss off by 10⁻⁶ relative, one accuracy off by one
     /// point of the test set) is reported with fixture, engine, epoch, metric, values, tolerance and the command.
     func testReplayReportsAlteredFixture() throws {

@@ -212,8 +212,10 @@ final class OutsideEngineTests: XCTestCase {
 
     // MARK: Bad traces: the file, the JSON path and what was expected
 
+    /// The trace `mutate` makes of Framework's, read against `small` asking for its first step.
     func traceProblem(_ mutate: (inout [String: Any]) -> Void) throws -> String {
-        let experiment = try Experiment.decode(Data(Self.small.utf8), file: "small.json")
+        var experiment = try Experiment.decode(Data(Self.small.utf8), file: "small.json")
+        experiment.trace = TraceRequest(steps: 1, epochParameters: false)
         var trace = try XCTUnwrap(JSONSerialization.jsonObject(
             with: Data(try FrameworkEngine().train(MaterializedRound(experiment, round: 0)).jsonValue.text().utf8)) as? [String: Any])
         mutate(&trace)

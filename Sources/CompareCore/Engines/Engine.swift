@@ -17,8 +17,16 @@ public enum EngineName {
     public static let framework = "framework"
     public static let reference = "reference"
     public static let shadow = "shadow"
-    /// Names an outside engine may not take.
-    public static let reserved: Set<String> = [framework, reference, shadow]
+    /// Names an outside engine or a stored trace may not take, in any case: "Framework" would read as the
+    /// built-in engine in every report.
+    public static let reserved = ReservedNames([framework, reference, shadow])
+
+    public struct ReservedNames: Sendable {
+        let lowercased: Set<String>
+        init(_ names: [String]) { lowercased = Set(names.map { $0.lowercased() }) }
+        /// Whether `name` is one of them, case ignored.
+        public func contains(_ name: String) -> Bool { lowercased.contains(name.lowercased()) }
+    }
 }
 
 /// An engine that could not run (not a parity failure): which engine, which round, what went wrong.

@@ -307,13 +307,18 @@ public struct FileReadError: Error, CustomStringConvertible {
 }
 
 /// The bytes of the file at `url`, refusing more than `limit` of them without reading further (so that a device
-/// or a pipe that never ends cannot exhaust memory). Errors say why: missing, a folder, too large, unreadable.
+/// or a pipe that never ends cannot exhaust memory). Errors say why: missing, a loop of symbolic links, a folder,
+/// too large, unreadable (stat(2)'s own reason, so that a loop or a permission is not called missing).
 public func readFile(_ url: URL, limit: Int) throws -> Data {
-    var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
-        throw FileReadError(message: "cannot read the file: it does not exist")
+    var status = stat()
+    guard stat(url.path, &status) == 0 else {
+        switch errno {
+        case ENOENT: throw FileReadError(message: "cannot read the file: it does not exist")
+        case ELOOP: throw FileReadError(message: "cannot read the file: its symbolic links form a loop")
+        default: throw FileReadError(message: "cannot read the file: \(String(cString: strerror(errno)))")
+        }
     }
-    guard !isDirectory.boolValue else { throw FileReadError(message: "cannot read the file: it is a directory") }
+    guard status.st_mode & S_IFMT != S_IFDIR else { throw FileReadError(message: "cannot read the file: it is a directory") }
     do {
         let handle = try FileHandle(forReadingFrom: url)
         defer { try? handle.close() }
@@ -331,7 +336,7 @@ public func readFile(_ url: URL, limit: Int) throws -> Data {
 }
 
 /// counted(1, "row") → "1 row", counted(3, "row") → "3 rows".
-func counted(_ count: Int, _ noun: String) -> String {
+public func counted(_ count: Int, _ noun: String) -> String {
     count == 1 ? "1 \(noun)" : "\(count) \(noun)s"
 }
 

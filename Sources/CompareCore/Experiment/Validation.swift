@@ -26,6 +26,23 @@ extension Experiment {
 }
 
 extension Experiment {
+    /// Why `name` cannot name an experiment, or nil: it is empty, or holds a control character (a line break, an
+    /// escape sequence), a line or paragraph separator, or a bidirectional override. The name reaches the
+    /// terminal in every report, where a line break could forge a line ("Verdict: PASS") and an escape
+    /// sequence could clear the screen; refused here, it cannot reach stdout from a file, a suite or a report.
+    public static func nameProblem(_ name: String) -> String? {
+        if name.isEmpty { return "must not be empty" }
+        for scalar in name.unicodeScalars {
+            let value = scalar.value
+            let category = scalar.properties.generalCategory
+            if category == .control || category == .lineSeparator || category == .paragraphSeparator
+                || (0x202A...0x202E).contains(value) || (0x2066...0x2069).contains(value) {
+                return "must not hold control characters (it holds U+\(String(format: "%04X", value))): it is printed in every report"
+            }
+        }
+        return nil
+    }
+
     /// Checks that the experiment is consistent and within limits; throws the first problem found, with the
     /// JSON path of the offending field. `decode` runs it; run it again after changing fields.
     public func validate(file: String) throws {
@@ -39,7 +56,7 @@ extension Experiment {
     /// Throws the first `JSONProblem` found, in file order: seed, name, model, data, loss, optimizer, training.
     func check() throws {
         guard seed < 1 << 63 else { throw JSONProblem("seed", "must be below 2^63, got \(seed)") }
-        guard !name.isEmpty else { throw JSONProblem("name", "must not be empty") }
+        if let problem = Experiment.nameProblem(name) { throw JSONProblem("name", problem) }
         try model.check()
         try checkData()
         if let problem = loss.modelProblem(model) { throw JSONProblem("loss.type", problem) }

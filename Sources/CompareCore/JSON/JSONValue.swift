@@ -16,7 +16,7 @@ import Foundation
 
 /// A parsed JSON value. Booleans and numbers are distinct; a number keeps its exact integer value when its
 /// literal has neither fraction nor exponent and fits `Int64`.
-public indirect enum JSONValue: Equatable, Sendable {
+public enum JSONValue: Equatable, Sendable {
     case null
     case bool(Bool)
     case number(Double, integer: Int64?)
@@ -81,7 +81,9 @@ public indirect enum JSONValue: Equatable, Sendable {
         switch self {
         case .null: return "null"
         case .bool(let flag): return flag ? "true" : "false"
-        case .number(let number, let integer): return integer.map { String($0) } ?? formatNumber(number)
+        // A literal without an exact Int64 had a fraction, an exponent or too many digits: Swift's shortest form
+        // says so ("1.0", "1.8446744073709552e+19"), where formatNumber would make it look like an integer.
+        case .number(let number, let integer): return integer.map { String($0) } ?? "\(number)"
         case .string(let text):
             let shown = text.count > 40 ? String(text.prefix(40)) + "…" : text
             return "a string (\"\(shown)\")"
@@ -91,10 +93,23 @@ public indirect enum JSONValue: Equatable, Sendable {
     }
 
     /// Parses one JSON document (RFC 8259; a UTF-8 byte-order mark is skipped). Throws `JSONSyntaxError`.
-    public static func parse(_ data: Data) throws -> JSONValue {
-        var parser = JSONParser(bytes: [UInt8](data))
-        return try parser.parseDocument()
+    /// The bytes are read in place (no copy), so that a file of B bytes costs B plus its tree: 24 bytes per value
+    /// of an array, inline (the enum is not `indirect`: its arrays and objects are references already).
+    ///
+    /// The tree is bounded too, not only the file: a document whose tree would take more than `maxTreeBytes` (by
+    /// `JSONParser`'s count of what each value, array, object and long string costs) is refused while it is
+    /// read, so that what a file can make this process allocate is its size plus that bound, whatever its shape
+    /// (a file of one-element rows costs about 4 bytes of tree per byte of text).
+    public static func parse(_ data: Data, maxTreeBytes: Int = JSONValue.maxTreeBytes) throws -> JSONValue {
+        try data.withUnsafeBytes { raw in
+            var parser = JSONParser(bytes: raw.bindMemory(to: UInt8.self), maxTreeBytes: maxTreeBytes)
+            return try parser.parseDocument()
+        }
     }
+
+    /// The most memory a parsed tree may take: 1 000 000 000 bytes (a 500 MB trace of wide matrices, 17-digit
+    /// numbers, takes about 900 MB; one of one-element rows would take 2 GB, and is refused halfway).
+    public static let maxTreeBytes = 1_000_000_000
 }
 
 /// Where and why the text is not JSON.
@@ -103,10 +118,15 @@ public struct JSONSyntaxError: Error, CustomStringConvertible {
     public var line: Int
     public var column: Int
     public var reason: String
+    /// The document is valid as far as it was read, but its tree would exceed `JSONValue.maxTreeBytes`.
+    public var tooLarge = false
 
     /// "not valid JSON: <what JSONSerialization says> (line L, column C: <our reason>)", or just our reason
     /// where JSONSerialization is more lenient (it accepts a trailing comma, for one).
     public func message(for data: Data) -> String {
+        // JSONSerialization's wording costs a second parse, in far more memory than ours: only for small files.
+        if tooLarge { return reason }
+        guard data.count <= 10_000_000 else { return "not valid JSON: \(reason) (line \(line), column \(column))" }
         do {
             _ = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
         } catch {
@@ -121,14 +141,33 @@ public struct JSONSyntaxError: Error, CustomStringConvertible {
 }
 
 private struct JSONParser {
-    let bytes: [UInt8]
+    let bytes: UnsafeBufferPointer<UInt8>
     var index = 0
     /// Deeper documents are refused rather than risking the stack.
     static let maxDepth = 512
+    /// What the tree built so far takes, as measured: 36 bytes per value (its 24-byte slot in its array or
+    /// object, and half as much again of the slack an array keeps as it grows), 64 per array or object (a heap
+    /// header of 32 and malloc's rounding), and a heap copy of every string or key longer than the 15 UTF-8
+    /// bytes Swift keeps inline.
+    var treeBytes = 0
+    let maxTreeBytes: Int
 
-    init(bytes: [UInt8]) {
+    init(bytes: UnsafeBufferPointer<UInt8>, maxTreeBytes: Int) {
         self.bytes = bytes
+        self.maxTreeBytes = maxTreeBytes
     }
+
+    mutating func count(_ cost: Int) throws {
+        treeBytes += cost
+        guard treeBytes <= maxTreeBytes else {
+            var failure = error("the document would take more than \(maxTreeBytes) bytes of memory once read "
+                                + "(\(treeBytes) by the first \(index) of its \(bytes.count) bytes); this build reads no larger ones")
+            failure.tooLarge = true
+            throw failure
+        }
+    }
+
+    static func stringCost(_ text: String) -> Int { text.utf8.count > 15 ? 32 + text.utf8.count : 0 }
 
     mutating func parseDocument() throws -> JSONValue {
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { index = 3 }
@@ -141,11 +180,15 @@ private struct JSONParser {
 
     private mutating func parseValue(depth: Int) throws -> JSONValue {
         guard depth < Self.maxDepth else { throw error("nested more than \(Self.maxDepth) levels deep") }
+        try count(36)
         guard index < bytes.count else { throw error("unexpected end of file, expected a value") }
         switch bytes[index] {
         case UInt8(ascii: "{"): return try parseObject(depth: depth)
         case UInt8(ascii: "["): return try parseArray(depth: depth)
-        case UInt8(ascii: "\""): return .string(try parseString())
+        case UInt8(ascii: "\""):
+            let text = try parseString()
+            try count(Self.stringCost(text))
+            return .string(text)
         case UInt8(ascii: "t"): try expectLiteral("true"); return .bool(true)
         case UInt8(ascii: "f"): try expectLiteral("false"); return .bool(false)
         case UInt8(ascii: "n"): try expectLiteral("null"); return .null
@@ -156,6 +199,7 @@ private struct JSONParser {
 
     private mutating func parseObject(depth: Int) throws -> JSONValue {
         index += 1  // {
+        try count(64)
         var members: [(String, JSONValue)] = []
         skipWhitespace()
         if peek(is: "}") { index += 1; return .object(members) }
@@ -163,6 +207,7 @@ private struct JSONParser {
             skipWhitespace()
             guard peek(is: "\"") else { throw error("unexpected \(currentByte), expected a string key") }
             let key = try parseString()
+            try count(24 + Self.stringCost(key))
             skipWhitespace()
             guard peek(is: ":") else { throw error("unexpected \(currentByte), expected ':' after a key") }
             index += 1
@@ -177,6 +222,7 @@ private struct JSONParser {
 
     private mutating func parseArray(depth: Int) throws -> JSONValue {
         index += 1  // [
+        try count(64)
         var elements: [JSONValue] = []
         skipWhitespace()
         if peek(is: "]") { index += 1; return .array(elements) }
@@ -282,7 +328,7 @@ private struct JSONParser {
             guard isDigit else { throw error("unexpected \(currentByte), expected a digit in the exponent") }
             while isDigit { index += 1 }
         }
-        let text = String(decoding: bytes[start..<index], as: UTF8.self)
+        let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
         guard let number = Double(text) else { throw error("cannot read the number \(text)") }
         return .number(number, integer: isIntegerLiteral ? Int64(text) : nil)
     }

@@ -53,6 +53,23 @@ public struct NetworkGradientCheck {
     /// The stream of the round's seed the directions are drawn from.
     public static let directionStream: UInt64 = 4
 
+    /// The seconds `init` is expected to take, at most about, in a release build: the element check evaluates f
+    /// twice per element of every checked tensor (E = P + batch·in elements for P parameters), each evaluation
+    /// a forward pass over the batch and a copy of the parameters (∝ P·(batch + 3)), for each engine's f (Framework's,
+    /// and the referee's once for Reference and once per outside engine). The constant, 1.2·10⁻⁸ s per unit
+    /// per engine, is the slowest measured (2-1000-2 Tanh at batches 4, 64 and 512: 2.8, 27 and 358 s for
+    /// two engines, docs/gradcheck.md); smaller ones come in below the estimate. The Taylor ladder's 17 to
+    /// 34 evaluations per tensor are negligible beside it.
+    public static func estimatedSeconds(_ experiment: Experiment, outsideEngines: Int) -> Double {
+        let batch = Double(min(experiment.training.batchSize, experiment.data.trainCount))
+        let parameters = Double(experiment.model.parameterCount)
+        let elements = parameters + batch * Double(experiment.model.inputWidth)
+        return 1.2e-8 * elements * parameters * (batch + 3) * Double(2 + outsideEngines)
+    }
+
+    /// The default bound on `estimatedSeconds` before `compare gradcheck` refuses: 10 minutes.
+    public static let defaultTimeLimit = 600.0
+
     /// Checks Framework, Reference and each of `outside` on round `round` (`MaterializedRound(experiment,
     /// round: 0)` for `compare gradcheck`). Throws `EngineError` when an outside engine cannot run or its trace
     /// lacks a gradient, and `ReferenceError` when the referee cannot evaluate the network.
@@ -261,8 +278,10 @@ extension NetworkGradientCheck {
                 }
             }
             let failing = engine.report.tensors.filter { !$0.passed }.count
-            lines.append("  \(engine.name): " + (engine.passed ? "PASS, every tensor order 2 and within tolerance"
-                                                  : "FAIL, \(failing) of \(engine.report.tensors.count) tensors fail"))
+            let onKinks = engine.report.tensors.filter { if case .kinkAtPoint = $0.taylor.verdict { return true } else { return false } }.count
+            lines.append("  \(engine.name): " + (!engine.passed ? "FAIL, \(failing) of \(engine.report.tensors.count) tensors fail"
+                : onKinks == 0 ? "PASS, every tensor order 2 and within tolerance"
+                : "PASS, every tensor within tolerance; \(onKinks) on a kink of f, where only the elements can be checked"))
         }
         lines.append("")
         let failed = engines.filter { !$0.passed }.map(\.name)
@@ -278,7 +297,7 @@ extension NetworkGradientCheck {
 
     /// The first and the last clean order, and how many halvings are clean: "1.29 … 2.00 (13)".
     static func ordersSummary(_ c: TaylorCertificate) -> String {
-        let clean = c.cleanOrders.map { String(format: "%.2f", $0) }
+        let clean = c.cleanOrders.map { formatFixed($0, 2) }
         guard let first = clean.first, let last = clean.last else { return "none clean" }
         return (clean.count == 1 ? first : "\(first) … \(last)") + " (\(clean.count))"
     }
@@ -291,8 +310,9 @@ extension NetworkGradientCheck {
         case let .kinkCrossed(above, _): return "kink crossed above h = \(short(above)), order 2 below"
         case let .firstOrder(order, below):
             return c.ladder.firstOrderRange.contains(order) ? "ORDER 1: gradient wrong (from h = \(short(below)))"
-                : "ORDER \(String(format: "%.2f", order)): wrong (from h = \(short(below)))"
+                : "ORDER \(formatFixed(order, 2)): wrong (from h = \(short(below)))"
         case .flat: return "flat: gradient 0 and f constant along v (agree)"
+        case .kinkAtPoint: return "on a kink: no gradient here, elements only"
         case .inconclusive: return "INCONCLUSIVE: rounding before 2 clean halvings"
         }
     }
@@ -401,6 +421,7 @@ extension NetworkGradientCheck {
         case .kinkCrossed: return "kinkCrossed"
         case .firstOrder: return "firstOrder"
         case .flat: return "flat"
+        case .kinkAtPoint: return "kinkAtPoint"
         case .inconclusive: return "inconclusive"
         }
     }

@@ -48,7 +48,7 @@ public func htmlReport(_ report: Report, figures: [String: [PlotKind: String]]) 
         html += "<table><tr><th>round</th><th>seed</th><th>engine</th><th>seconds</th><th>Δ test loss</th><th>Δ train loss</th><th>Δ accuracy</th><th>horizon</th><th>verified through</th><th>verdict</th></tr>\n"
         for round in experiment.rounds {
             for comparison in round.comparisons {
-                let seconds = round.engine(comparison.engine)?.seconds.map { String(format: "%.3f", $0) } ?? "—"
+                let seconds = round.engine(comparison.engine)?.seconds.map { compact($0, decimals: 3) } ?? "—"
                 html += "<tr><td>\(round.round)</td><td>\(round.seed)</td><td>\(escape(comparison.engine)) vs \(escape(comparison.referee))</td><td>\(seconds)</td>"
                     + "<td>\(scientific(comparison.maxTestLossDifference))</td><td>\(scientific(comparison.maxTrainLossDifference))</td>"
                     + "<td>\(fraction(max(comparison.maxTestAccuracyDifference, comparison.maxTrainAccuracyDifference)))</td>"

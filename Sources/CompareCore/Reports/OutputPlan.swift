@@ -61,8 +61,15 @@ public struct OutputPlan {
     public init() {}
 
     public mutating func addInput(_ path: String, _ what: String) { inputs.append((Self.resolved(path), what)) }
-    public mutating func addFile(_ path: String, flag: String) { files.append((Self.resolved(path), flag)) }
-    public mutating func addFolder(_ path: String, flag: String) { folders.append((Self.resolved(path), flag)) }
+    /// The flags given an empty path, which would otherwise resolve to the current directory.
+    public private(set) var emptyPaths: [String] = []
+
+    public mutating func addFile(_ path: String, flag: String) {
+        if path.isEmpty { emptyPaths.append(flag) } else { files.append((Self.resolved(path), flag)) }
+    }
+    public mutating func addFolder(_ path: String, flag: String) {
+        if path.isEmpty { emptyPaths.append(flag) } else { folders.append((Self.resolved(path), flag)) }
+    }
 
     /// Refuses experiment names that are the same or map to the same file name (they name output files).
     public static func checkNames(_ names: [(name: String, source: String)]) throws {
@@ -82,6 +89,13 @@ public struct OutputPlan {
 
     /// Checks the plan and creates its folders; throws an `OutputError` naming the flag and the path.
     public func prepare() throws {
+        try check()
+        try create()
+    }
+
+    /// The checks of `prepare` that change nothing: empty paths and collisions.
+    public func check() throws {
+        if let flag = emptyPaths.first { throw OutputError(path: "", reason: "\(flag): the path is empty") }
         let inputPaths = Dictionary(inputs.map { ($0.path, $0.what) }, uniquingKeysWith: { first, _ in first })
         var seen: [String: String] = [:]
         for (path, flag) in files {
@@ -96,6 +110,10 @@ public struct OutputPlan {
             if let what = inputPaths[folder] { throw OutputError(path: folder, reason: "\(flag) names \(what), a file this command reads") }
             if let other = seen[folder] { throw OutputError(path: folder, reason: "\(flag) is a folder, but \(other) writes a file there") }
         }
+    }
+
+    /// Creates the folders, and checks that every file's folder can be written.
+    func create() throws {
         for (folder, flag) in folders {
             do { try makeDirectory(URL(fileURLWithPath: folder)) } catch let error as OutputError {
                 throw OutputError(path: error.path, reason: "\(flag): \(error.reason)")

@@ -369,8 +369,11 @@ public struct ReportError: Error, CustomStringConvertible {
 }
 
 extension Report {
-    /// The largest report read: 2 000 000 000 bytes.
-    public static let maxFileBytes = 2_000_000_000
+    /// The largest report read (and written: a run whose report would be larger is refused before training):
+    /// 500 000 000 bytes. A report's parsed tree takes about 1.9 times its size, so this is what
+    /// `JSONValue.maxTreeBytes` lets `merge` read (reports of up to 2 GB were accepted before, and would have
+    /// taken some 30 GB).
+    public static let maxFileBytes = 500_000_000
 
     /// Reads a report written by `compare --json`. The verdicts in the file are not read: every round is judged
     /// again from its traces with the report's tolerances.
@@ -441,7 +444,9 @@ extension Report {
 extension ExperimentRecord {
     init(node: JSONNode, file: String) throws {
         let m = try node.members()
-        name = try m.required("name", "missing").string()
+        let nameNode = try m.required("name", "missing")
+        name = try nameNode.string()
+        if let problem = Experiment.nameProblem(name) { throw nameNode.problem(problem) }
         table = try m.required("table", "missing").string()
         configuration = try m.required("configuration", "missing").string()
         notes = try m.required("notes", "missing").array().map { try $0.string() }

@@ -28,6 +28,12 @@ func scientific(_ x: Double) -> String {
 
 func fraction(_ x: Double) -> String { x.isFinite ? String(format: "%.3f", x) : "\(x)" }
 
+/// 1.234 → "1.234", 1e300 → "1.0e+300": at most 9 characters for any value, so that a trace's claimed "seconds"
+/// (or their ratio to Reference's) cannot widen the table past its 120 columns.
+func compact(_ x: Double, decimals: Int) -> String {
+    x.isFinite && abs(x) < 1e5 ? String(format: "%.\(decimals)f", x) : scientific(x)
+}
+
 /// "0.980 ± 0.009" ("0.980±0.009" when `compact`), "0.980" for one round, "—" for none; "(2 div.)" when rounds diverged.
 func statisticText(_ s: Statistic?, compact: Bool = false) -> String {
     guard let s, s.rounds > 0 else { return "—" }
@@ -120,8 +126,8 @@ public func textReport(_ report: Report) -> String {
                 let verified = round.verifications[run.name].map { v in v.verifiedThrough.map(String.init) ?? "—" } ?? ""
                 parity.rows.append([k == 0 ? clipped(experiment.name, 24) : "", k == 0 ? "\(round.round)" : "",
                                     k == 0 ? "\(round.seed)" : "", clipped(run.name, 10),
-                                    run.seconds.map { String(format: "%.3f", $0) } ?? "—",
-                                    ratio.map { String(format: "%.2f", $0) } ?? "—",
+                                    run.seconds.map { compact($0, decimals: 3) } ?? "—",
+                                    ratio.map { compact($0, decimals: 2) } ?? "—",
                                     first.map { scientific($0.maxTestLossDifference) } ?? "",
                                     first.map { scientific($0.maxTrainLossDifference) } ?? "",
                                     first.map { fraction(max($0.maxTestAccuracyDifference, $0.maxTrainAccuracyDifference)) } ?? "",
@@ -190,10 +196,10 @@ public func csvTraces(_ experiment: ExperimentRecord) -> String {
     for round in experiment.rounds {
         for run in round.engines {
             for e in run.epochs {
-                lines.append("\(name),\(round.round),\(round.seed),\(run.name),\(e.epoch),\(e.trainLoss),\(e.testLoss),\(e.trainAccuracy),\(e.testAccuracy),")
+                lines.append("\(name),\(round.round),\(round.seed),\(csvField(run.name)),\(e.epoch),\(e.trainLoss),\(e.testLoss),\(e.trainAccuracy),\(e.testAccuracy),")
             }
             if let d = run.divergence {
-                lines.append("\(name),\(round.round),\(round.seed),\(run.name),\(d.epoch),\(d.loss),,,,diverged at batch \(d.batch)")
+                lines.append("\(name),\(round.round),\(round.seed),\(csvField(run.name)),\(d.epoch),\(d.loss),,,,diverged at batch \(d.batch)")
             }
         }
     }
@@ -208,7 +214,7 @@ public func csvSummary(_ report: Report) -> String {
         let passed = experiment.rounds.filter(\.passed).count
         for engine in engines {
             let train = experiment.statistic("trainAccuracy", engine: engine), test = experiment.statistic("testAccuracy", engine: engine)
-            lines.append([csvField(experiment.name), engine, "\(experiment.rounds.count)", "\(passed)",
+            lines.append([csvField(experiment.name), csvField(engine), "\(experiment.rounds.count)", "\(passed)",
                           train.map { "\($0.mean)" } ?? "", train.map { "\($0.deviation)" } ?? "",
                           test.map { "\($0.mean)" } ?? "", test.map { "\($0.deviation)" } ?? "", "\(test?.diverged ?? 0)"]
                 .joined(separator: ","))
@@ -217,7 +223,10 @@ public func csvSummary(_ report: Report) -> String {
     return lines.joined(separator: "\n") + "\n"
 }
 
-/// A CSV field, quoted when it holds a comma, a quote or a line break.
+/// A CSV text field (a name; numbers are written as they are): quoted when it holds a comma, a quote or a line
+/// break, and, when it starts with `=`, `+`, `-`, `@`, a tab or a carriage return, led by `'` so that a
+/// spreadsheet shows it as text instead of evaluating it as a formula (`=HYPERLINK(…)`; OWASP's CSV injection).
 func csvField(_ text: String) -> String {
-    text.contains(where: { $0 == "," || $0 == "\"" || $0.isNewline }) ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
+    let inert = text.first.map { "=+-@\t\r".contains($0) } == true ? "'" + text : text
+    return inert.contains(where: { $0 == "," || $0 == "\"" || $0.isNewline }) ? "\"" + inert.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : inert
 }

@@ -60,10 +60,18 @@ public struct RunEstimate: CustomStringConvertible {
 }
 
 /// "1.8 GB".
-func bytes(_ n: Double) -> String {
+public func bytes(_ n: Double) -> String {
     if n >= 1e12 { return String(format: "%.1f TB", n / 1e12) }
     if n >= 1e9 { return String(format: "%.1f GB", n / 1e9) }
     return String(format: "%.0f MB", max(n / 1e6, 1))
+}
+
+/// "45 s", "12 min", "3.2 h", "41 days": a duration for an estimate.
+public func duration(_ seconds: Double) -> String {
+    if seconds < 120 { return String(format: "%.0f s", seconds) }
+    if seconds < 7200 { return String(format: "%.0f min", seconds / 60) }
+    if seconds < 172_800 { return String(format: "%.1f h", seconds / 3600) }
+    return String(format: "%.0f days", seconds / 86_400)
 }
 
 /// ⌈a / b⌉ for a ≥ 0, b ≥ 1, without the overflow of (a + b − 1) / b when b is near Int.max.

@@ -169,7 +169,7 @@ private struct TraceReader {
             }
             let versionNode = try top.required("version", "missing: a trace says its version (2, or 1)")
             guard case let .number(_, v?) = versionNode.value, v == 1 || v == 2 else {
-                throw versionNode.problem("this build reads versions 1 and 2, got \(versionNode.value.summary)")
+                throw versionNode.problem("expected the integer 2 or 1 (the versions this build reads), got \(versionNode.value.summary)")
             }
             version = Int(v)
             engine = try top.required("engine", "missing: a trace names its engine (free text)").string()
@@ -220,6 +220,10 @@ private struct TraceReader {
             throw JSONProblem(node.child("batch"), "must be from 1 to \(batches) (1-based; \(batches) batches per epoch), got \(batch)")
         }
         let loss = try members["loss"]?.numberOrNonFinite() ?? .nan
+        guard !loss.isFinite else {
+            throw JSONProblem(node.child("loss"), "\(formatNumber(loss)) is finite, but a divergence is where the loss became NaN or ±∞ "
+                              + "(give \"NaN\", \"Infinity\" or \"-Infinity\", or leave it out)")
+        }
         return Divergence(epoch: epoch, batch: batch, loss: loss)
     }
 
@@ -343,16 +347,12 @@ private struct TraceReader {
     func readCheckpoint(_ node: JSONNode) throws -> [String: Tensor] {
         let members = try node.members()
         var result: [String: Tensor] = [:]
-        let states = experiment.optimizer.configuration.stateNames
         for key in members.keys {
             let state = TensorName.states.first { key.hasSuffix(".weight.\($0)") || key.hasSuffix(".bias.\($0)") }
             guard key.hasSuffix(".weight") || key.hasSuffix(".bias") || state != nil, TensorName.layer(of: key) != nil else {
                 throw JSONProblem(node.child(key), "expected layers[i].weight, layers[i].bias or their optimizer state (.\(TensorName.states.joined(separator: ", .")))")
             }
-            if let state, !states.contains(state) {
-                throw JSONProblem(node.child(key), "the experiment's optimizer keeps no \"\(state)\" state"
-                                  + (states.isEmpty ? " (it keeps none)" : " (it keeps \(states.joined(separator: ", ")))"))
-            }
+            try checkState(key, node.child(key))
             result[key] = try readTensor(members[key]!, name: key, rows: nil)
         }
         for i in experiment.model.linearIndices {
@@ -361,6 +361,16 @@ private struct TraceReader {
             }
         }
         return result
+    }
+
+    /// Throws when `name` is an optimizer state (`.momentum`, `.m`, `.v`) that the experiment's optimizer does
+    /// not keep: Adam's m on an SGD run, or a momentum buffer without momentum.
+    func checkState(_ name: String, _ path: String) throws {
+        let states = experiment.optimizer.configuration.stateNames
+        guard let state = TensorName.states.first(where: { name.hasSuffix(".weight.\($0)") || name.hasSuffix(".bias.\($0)") }),
+              !states.contains(state) else { return }
+        throw JSONProblem(path, "the experiment's optimizer keeps no \"\(state)\" state"
+                          + (states.isEmpty ? " (it keeps none)" : " (it keeps \(states.joined(separator: ", ")))"))
     }
 
     func readFinalParameters(_ node: JSONNode) throws -> [(weight: Matrix, bias: Matrix)] {
@@ -382,8 +392,10 @@ private struct TraceReader {
 
     func readSteps(_ node: JSONNode, divergence: Divergence?) throws -> [TraceStep] {
         let entries = try node.array()
-        guard entries.count <= Experiment.maxTracedSteps else {
-            throw node.problem("\(entries.count) steps, more than the limit of \(Experiment.maxTracedSteps)")
+        let asked = experiment.trace?.steps ?? 0
+        guard entries.count <= asked else {
+            throw node.problem("\(entries.count) steps, but the experiment asks for " + (asked == 0 ? "none" : "the first \(asked)")
+                               + " (\"trace\": {\"steps\": K}; docs/trace-format.md)")
         }
         let n = experiment.data.trainCount, batchSize = experiment.training.batchSize, perEpoch = batchesPerEpoch
         var previous = (0, 0)
@@ -408,7 +420,10 @@ private struct TraceReader {
             let tensorsNode = try members.required("tensors", "missing: a step has epoch, batch and tensors")
             let tensorMembers = try tensorsNode.members()
             var tensors: [String: Tensor] = [:]
-            for name in tensorMembers.keys { tensors[name] = try readTensor(tensorMembers[name]!, name: name, rows: rows) }
+            for name in tensorMembers.keys {
+                try checkState(name, tensorsNode.child(name))
+                tensors[name] = try readTensor(tensorMembers[name]!, name: name, rows: rows)
+            }
             return TraceStep(epoch: epoch, batch: batch, tensors: tensors)
         }
     }
