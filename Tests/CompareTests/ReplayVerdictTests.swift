@@ -313,7 +313,8 @@ final class ReplayVerdictTests: XCTestCase {
     /// verification) and every epoch's reported metrics against the referee's evaluation of the engine's own
     /// parameters, which the shard carries. Framework's epoch-3 train loss × 1.001 in one shard passed (its
     /// shadow allowance was computed from the same edited trace); now it fails. A round's seed edited to 99, a
-    /// duplicated last epoch, reversed epochs and a verification left out are refused (exit 2, one line).
+    /// duplicated last epoch, reversed epochs, a verification left out and one claiming epochs it did not evaluate
+    /// are refused (exit 2, one line).
     func testMergeJudgesAsCheckDoes() throws {
         let experimentFile = scratch.appendingPathComponent("small.json")
         try Data(Self.small.utf8).write(to: experimentFile)
@@ -367,6 +368,13 @@ final class ReplayVerdictTests: XCTestCase {
                 f["epochs"] = try XCTUnwrap(f["epochs"] as? [[String: Any]]).reversed() as [[String: Any]]
             } }, ["epochs 4, 3, 2", "each once, in order"]),
             ("unverified.json", { round in try editFramework(&round) { f in f["verification"] = nil } }, ["has no verification"]),
+            // A verification claims no more than it evaluated: verified through epoch 4 with evaluations of 0 and 1
+            // only is what an unverified round edited to say "verified" looks like.
+            ("raised.json", { round in try editFramework(&round) { f in
+                var verification = try XCTUnwrap(f["verification"] as? [String: Any])
+                verification["evaluations"] = Array(try XCTUnwrap(verification["evaluations"] as? [Any]).prefix(2))
+                f["verification"] = verification
+            } }, ["verifiedThrough: epoch 4, but there is no evaluation of epoch 2"]),
         ]
         for (name, edit, words) in refused {
             let result = try Hardened.compare(["merge", try edited(name, edit), shards[1]])

@@ -694,7 +694,18 @@ extension Verification {
             }
             return EpochEvaluation(epoch: try v[0].integer(), train: try set(1), test: try set(6))
         }
-        self.init(engine: engine, lines: lines, evaluations: evaluations, verifiedThrough: through.isNull ? nil : try through.integer(),
+        // merge cannot replay (it has no parameters), but a verification evaluates every epoch it verifies: a
+        // claim without those evaluations (a shard report edited to say "verified") is refused, and the ones given
+        // are judged again against the engine's metrics.
+        let verifiedThrough = through.isNull ? nil : try through.integer()
+        if let verifiedThrough {
+            let evaluated = Set(evaluations.map(\.epoch))
+            if let missing = (0...max(verifiedThrough, 0)).first(where: { !evaluated.contains($0) }) {
+                throw JSONProblem(node.child("verifiedThrough"), "epoch \(verifiedThrough), but there is no evaluation of epoch \(missing): "
+                                  + "the referee evaluates every epoch it verifies")
+            }
+        }
+        self.init(engine: engine, lines: lines, evaluations: evaluations, verifiedThrough: verifiedThrough,
                   failure: failure, gap: gapNode.isNull ? nil : try gapNode.string(),
                   remarks: try m.required("remarks", "missing").array().map { try $0.string() },
                   stepsReplayed: try m.required("stepsReplayed", "missing").integer(),
