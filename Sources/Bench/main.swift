@@ -248,8 +248,8 @@ CleanupRegistry.removeAll()  // creates both (empty) tables now, so that the han
 ChildProcesses.killAll()
 for number in [SIGINT, SIGTERM, SIGHUP] {
     signal(number) { received in
+        ChildProcesses.killAll()  // first, so that no engine writes into a folder while it is removed
         CleanupRegistry.removeAll()
-        ChildProcesses.killAll()
         _exit(128 + received)
     }
 }
