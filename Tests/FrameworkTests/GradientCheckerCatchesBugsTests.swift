@@ -181,6 +181,36 @@ final class GradientCheckerCatchesBugsTests: XCTestCase {
         XCTAssertFalse(wrongZero.passed)
     }
 
+    /// A kink at x itself: f = Σ|x − t| at x = t has no gradient, so every gradient reads order 1; the symmetric
+    /// difference f(x + hv) + f(x − hv) − 2f(x), which involves no gradient, reads order 1 too, and the verdict is
+    /// `.kinkAtPoint`, a pass that leaves the tensor to its elements. Those still fail a wrong gradient there (0.5
+    /// against the central differences' 0). A wrong gradient at a smooth point (the same f one unit away from
+    /// its kinks) does not deserve it: its symmetric difference is order 2, and it stays `.firstOrder`.
+    func testAKinkAtThePointIsToldFromAWrongGradient() {
+        let t = randomMatrix(2, 3, generator: &generator)
+        func mae(_ x: [Matrix]) -> Double { zip(x[0].elements, t.elements).reduce(0) { $0 + abs($1.0 - $1.1) } }
+        let zero = Matrix(rows: 2, columns: 3)
+        let onKink = GradientChecker().check("MAE", [CheckedTensor(module: "MAE", name: "dP", value: t, gradient: zero)],
+                                             generator: &generator, mae)
+        guard case let .kinkAtPoint(order) = onKink.tensors[0].taylor.verdict else { return XCTFail("\(onKink)") }
+        XCTAssertEqual(order, 1, accuracy: 0.2)
+        XCTAssertTrue(onKink.passed, "\(onKink)")
+        XCTAssertTrue(onKink.tensors[0].taylor.description.contains("x is on a kink"), "\(onKink)")
+
+        let wrong = Matrix(rows: 2, columns: 3, repeating: 0.5)
+        let wrongOnKink = GradientChecker().check("MAE", [CheckedTensor(module: "MAE", name: "dP", value: t, gradient: wrong)],
+                                                  generator: &generator, mae)
+        XCTAssertFalse(wrongOnKink.passed, "a wrong gradient at the kink fails by its elements: \(wrongOnKink)")
+        XCTAssertEqual(wrongOnKink.mismatches.count, 6, "\(wrongOnKink)")
+
+        let away = t.elements.map { $0 + 1 }
+        let smooth = Matrix(rows: 2, columns: 3, elements: away)
+        let wrongSmooth = GradientChecker().check("MAE", [CheckedTensor(module: "MAE", name: "dP", value: smooth, gradient: wrong)],
+                                                  generator: &generator, mae)
+        guard case .firstOrder = wrongSmooth.tensors[0].taylor.verdict else { return XCTFail("\(wrongSmooth)") }
+        XCTAssertFalse(wrongSmooth.passed)
+    }
+
     func testAssertCloseNamesWorstElementAndChecksShapeFirst() {
         let expected = Matrix([[1, 2], [3, 4]])
         XCTAssertNil(closenessFailure(expected, expected, rtol: 0, atol: 0))
